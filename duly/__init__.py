@@ -1,0 +1,62 @@
+"""duly: durable background jobs and schedules, kept in SQLite or PostgreSQL."""
+
+from duly.app import App, BoundTask, Enqueue, Task, TaskOptions
+from duly.core.clock import Clock, SystemClock, VirtualClock
+from duly.core.errors import (
+    Abort,
+    ConfigurationError,
+    DatabaseUnavailable,
+    DuplicateKey,
+    DuplicateTask,
+    DulyError,
+    InvalidArguments,
+    InvalidOption,
+    InvalidTransition,
+    JobNotFound,
+    NoRetry,
+    SchemaOutdated,
+    StaleAttempt,
+    UnknownTask,
+)
+from duly.core.model import Attempt, Job, KeyMode, QueueStats
+from duly.core.retry import Custom, Delays, Exponential, Fixed, RetryPolicy
+from duly.core.states import JobState, Outcome
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Abort",
+    "App",
+    "Attempt",
+    "BoundTask",
+    "Clock",
+    "ConfigurationError",
+    "Custom",
+    "DatabaseUnavailable",
+    "Delays",
+    "DulyError",
+    "DuplicateKey",
+    "DuplicateTask",
+    "Enqueue",
+    "Exponential",
+    "Fixed",
+    "InvalidArguments",
+    "InvalidOption",
+    "InvalidTransition",
+    "Job",
+    "JobNotFound",
+    "JobState",
+    "KeyMode",
+    "NoRetry",
+    "Outcome",
+    "QueueStats",
+    "RetryPolicy",
+    "SchemaOutdated",
+    "StaleAttempt",
+    "SystemClock",
+    "Task",
+    "TaskOptions",
+    "UnknownTask",
+    "VirtualClock",
+    "__version__",
+]

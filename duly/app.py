@@ -1,0 +1,365 @@
+"""The public client: ``App``, ``@app.task`` and enqueueing."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from duly import defaults
+from duly.core.clock import Clock, SystemClock
+from duly.core.durations import Duration
+from duly.core.errors import ConfigurationError, DuplicateTask, InvalidOption, JobNotFound
+from duly.core.model import (
+    Attempt,
+    EnqueueParams,
+    EnqueueResult,
+    Held,
+    Job,
+    JobFilter,
+    KeyMode,
+    QueueStats,
+)
+from duly.core.options import (
+    check_key,
+    check_max_attempts,
+    check_mode,
+    check_name,
+    check_priority,
+    check_seconds,
+    resolve_times,
+)
+from duly.core.payload import dump_arguments
+from duly.core.retry import RetryPolicy, as_policy
+from duly.core.states import JobState
+from duly.store.base import Store
+from duly.store.url import open_store, redact_url, resolve_url
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """A task's defaults; every job of the task starts from these."""
+
+    queue: str = defaults.QUEUE
+    priority: int = defaults.PRIORITY
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    retry: RetryPolicy = field(default_factory=lambda: as_policy(None))
+    timeout: float | None = None
+    lease: float = defaults.LEASE_SECONDS
+    concurrency: int | None = None
+    stall_after: float | None = None
+    no_retry: tuple[type[BaseException], ...] = ()
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """One job to enqueue in bulk (``app.enqueue_many``); build it with ``task.spec(...)``."""
+
+    task: str
+    args: Sequence[Any] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    run_at: datetime | str | None = None
+    run_in: Duration | None = None
+    expires_at: datetime | str | None = None
+    expires_in: Duration | None = None
+    max_attempts: int | None = None
+    key: str | None = None
+    mode: KeyMode | str = KeyMode.NEW
+
+
+class Task(Generic[P, R]):
+    """A registered function. Call it to run it here; ``enqueue`` it to run it on a worker."""
+
+    def __init__(self, app: App, fn: Callable[P, R], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.defaults = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<duly task {self.name}>"
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue with the task's defaults. For options use ``task.options(...).enqueue``."""
+        return self.app.enqueue(self.name, args=args, kwargs=kwargs)
+
+    def options(self, *, conn: Any = None, **opts: Any) -> BoundTask[P, R]:
+        """Per-call options: queue, priority, run_at, run_in, expires_at, expires_in,
+        max_attempts, key, mode; ``conn`` to enqueue inside the caller's transaction."""
+        unknown = set(opts) - set(Enqueue.__dataclass_fields__) - {"task", "args", "kwargs"}
+        if unknown or {"task", "args", "kwargs"} & set(opts):
+            raise InvalidOption(f"unknown enqueue option(s): {', '.join(sorted(set(opts) - _OPTION_NAMES))}")
+        return BoundTask(self, opts, conn)
+
+    def spec(self, *args: P.args, **kwargs: P.kwargs) -> Enqueue:
+        return Enqueue(self.name, args, dict(kwargs))
+
+    def enqueue_many(self, calls: Iterable[Sequence[Any] | Enqueue], conn: Any = None) -> list[int]:
+        """Bulk enqueue: each item is a tuple of positional arguments or an ``Enqueue``."""
+        items = [c if isinstance(c, Enqueue) else Enqueue(self.name, tuple(c)) for c in calls]
+        return self.app.enqueue_many(items, conn=conn)
+
+
+_OPTION_NAMES = set(Enqueue.__dataclass_fields__) - {"task", "args", "kwargs"}
+
+
+class BoundTask(Generic[P, R]):
+    def __init__(self, task: Task[P, R], opts: dict[str, Any], conn: Any) -> None:
+        self.task = task
+        self.opts = opts
+        self.conn = conn
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        return self.task.app.enqueue(self.task.name, args=args, kwargs=kwargs, conn=self.conn, **self.opts)
+
+    def spec(self, *args: P.args, **kwargs: P.kwargs) -> Enqueue:
+        return Enqueue(self.task.name, args, dict(kwargs), **self.opts)
+
+
+class App:
+    """A duly application: a database, its tasks, and the verbs to enqueue and steer jobs.
+
+    ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``; without it,
+    ``$DULY_DATABASE_URL``, else ``sqlite:///duly.db`` in the working directory. The
+    database is opened on first use (``app.store``); SQLite migrates itself, PostgreSQL
+    needs ``duly migrate``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        prefix: str = defaults.TABLE_PREFIX,
+        max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES,
+        name: str = "duly",
+    ) -> None:
+        self.url = resolve_url(url)
+        scheme = self.url.split(":", 1)[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ConfigurationError(
+                f"unsupported database URL {redact_url(self.url)!r}: expected sqlite:///path.db "
+                "or postgresql://user@host/dbname"
+            )
+        self.clock: Clock = clock or SystemClock()
+        self.prefix = prefix
+        self.max_payload_bytes = max_payload_bytes
+        self.name = name
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.hooks: dict[str, list[Callable[..., Any]]] = {}
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<duly.App {redact_url(self.url)}>"
+
+    # -- store -------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store(self.url, self.clock, self.prefix)
+        return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def migrate(self) -> list[int]:
+        return self.store.migrate()
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        *,
+        name: str | None = None,
+        queue: str = defaults.QUEUE,
+        priority: int = defaults.PRIORITY,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
+        retry: Any = None,
+        timeout: Duration | None = None,
+        lease: Duration = defaults.LEASE_SECONDS,
+        concurrency: int | None = None,
+        stall_after: Duration | None = None,
+        no_retry: Sequence[type[BaseException]] = (),
+    ) -> Any:
+        """Register a sync or async function as a task (usable with or without arguments)."""
+        try:
+            opts = TaskOptions(
+                queue=check_name(queue, "queue"),
+                priority=check_priority(priority),
+                max_attempts=check_max_attempts(max_attempts),
+                retry=as_policy(retry),
+                timeout=check_seconds(timeout, "timeout", positive=True),
+                lease=check_seconds(lease, "lease", positive=True) or defaults.LEASE_SECONDS,
+                concurrency=_check_concurrency(concurrency),
+                stall_after=check_seconds(stall_after, "stall_after", positive=True),
+                no_retry=tuple(no_retry),
+            )
+        except ValueError as exc:
+            raise InvalidOption(str(exc)) from None
+
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            task_name = check_name(name or f"{f.__module__}.{f.__qualname__}", "task name")
+            if task_name in self.tasks:
+                raise DuplicateTask(f"a task named {task_name!r} is already registered")
+            t = Task(self, f, task_name, opts)
+            self.tasks[task_name] = t
+            return t
+
+        return register(fn) if fn is not None else register
+
+    # -- enqueue -----------------------------------------------------------------------
+
+    def _params(self, item: Enqueue) -> EnqueueParams:
+        task_name = check_name(item.task, "task name")
+        task = self.tasks.get(task_name)
+        d = task.defaults if task else TaskOptions()
+        queue = check_name(item.queue, "queue") if item.queue is not None else d.queue
+        priority = check_priority(item.priority) if item.priority is not None else d.priority
+        max_attempts = (
+            check_max_attempts(item.max_attempts) if item.max_attempts is not None else d.max_attempts
+        )
+        run_at, delay, expires_at = resolve_times(
+            self.clock.now(), item.run_at, item.run_in, item.expires_at, item.expires_in
+        )
+        args_json, kwargs_json = dump_arguments(
+            task_name, list(item.args), dict(item.kwargs or {}), self.max_payload_bytes
+        )
+        return EnqueueParams(
+            task=task_name,
+            args_json=args_json,
+            kwargs_json=kwargs_json,
+            queue=queue,
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+            expires_at=expires_at,
+            max_attempts=max_attempts,
+            lease_seconds=d.lease,
+            key=check_key(item.key),
+            key_mode=check_mode(item.mode),
+        )
+
+    def enqueue(
+        self,
+        task: str | Task[Any, Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        conn: Any = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue one job of ``task`` (a name, registered here or not, or a Task).
+
+        Options: queue, priority, run_at, run_in, expires_at, expires_in, max_attempts,
+        key and mode ("new", "ignore", "replace"). With ``conn`` (sqlite3, psycopg, or a
+        SQLAlchemy Connection/Session) the job exists if and only if that transaction commits.
+        """
+        return self.enqueue_result(task, args, kwargs, conn=conn, **options).job
+
+    def enqueue_result(
+        self,
+        task: str | Task[Any, Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        conn: Any = None,
+        **options: Any,
+    ) -> EnqueueResult:
+        """Like ``enqueue``, also saying whether a job was created (False: mode "ignore"
+        returned the live job that holds the key)."""
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise InvalidOption(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        name = task.name if isinstance(task, Task) else task
+        params = self._params(Enqueue(name, tuple(args), dict(kwargs or {}), **options))
+        return self.store.enqueue(params, conn=conn)
+
+    def enqueue_many(self, items: Iterable[Enqueue], conn: Any = None) -> list[int]:
+        """Enqueue many jobs in one transaction (all or none); returns their ids in order.
+        Every item is validated before anything is written."""
+        params = [self._params(i) for i in items]
+        if not params:
+            return []
+        return self.store.enqueue_many(params, conn=conn)
+
+    # -- steering and reading ----------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        self.get_job(job_id)
+        return self.store.attempts(job_id)
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a waiting job now, or ask a running one to stop (delivered by its worker)."""
+        return self.store.cancel(job_id)
+
+    def retry(self, job_id: int) -> Job:
+        """Run a failed, cancelled or expired job again now, with a fresh attempt budget."""
+        return self.store.retry(job_id)
+
+    def delete(self, job_id: int) -> None:
+        if not self.store.delete(job_id):
+            raise JobNotFound(job_id)
+
+    def jobs(
+        self,
+        *,
+        queue: str | None = None,
+        state: JobState | str | None = None,
+        task: str | None = None,
+        text: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        st = JobState(state) if state is not None else None
+        return self.store.list_jobs(JobFilter(queue, st, task, text, before_id, limit))
+
+    def stats(self) -> list[QueueStats]:
+        return self.store.stats()
+
+    def set_progress(self, job_id: int, attempt: int, done: int, total: int | None = None) -> None:
+        self.store.set_progress(Held(job_id, attempt), done, total)
+
+
+def _check_concurrency(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidOption(f"concurrency must be an integer >= 1, got {value!r}")
+    return value
+
+
+__all__ = ["App", "BoundTask", "Enqueue", "Task", "TaskOptions"]

@@ -1,0 +1,1 @@
+"""Pure logic with no I/O: job states, retry policies, clocks, payload rules, durations."""

@@ -1,0 +1,126 @@
+"""Validation of task and enqueue options: errors name the option and the bad value."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from duly.core.durations import Duration, to_seconds
+from duly.core.errors import InvalidOption
+from duly.core.model import KeyMode
+
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
+MAX_ATTEMPTS_LIMIT = 1_000_000
+MAX_DELAY_SECONDS = 100 * 365 * 86400  # a century
+MAX_NAME = 200
+MAX_KEY = 1000
+
+
+def check_name(value: Any, what: str) -> str:
+    """Queue and task names: non-empty text without control characters, at most 200 chars."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidOption(f"{what} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME:
+        raise InvalidOption(f"{what} is {len(value)} characters long; the limit is {MAX_NAME}")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise InvalidOption(f"{what} {value!r} contains control characters")
+    return value
+
+
+def check_priority(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOption(f"priority must be an integer, got {value!r}")
+    lo, hi = PRIORITY_RANGE
+    if not lo <= value <= hi:
+        raise InvalidOption(f"priority {value} is outside [{lo}, {hi}]")
+    return value
+
+
+def check_max_attempts(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidOption(f"max_attempts must be an integer >= 1, got {value!r}")
+    if value > MAX_ATTEMPTS_LIMIT:
+        raise InvalidOption(f"max_attempts {value} is over the limit of {MAX_ATTEMPTS_LIMIT}")
+    return value
+
+
+def check_seconds(value: Duration | None, what: str, *, positive: bool = False) -> float | None:
+    if value is None:
+        return None
+    try:
+        secs = to_seconds(value)
+    except ValueError as exc:
+        raise InvalidOption(f"{what}: {exc}") from None
+    if not math.isfinite(secs) or secs < 0 or (positive and secs == 0):
+        raise InvalidOption(f"{what} must be {'positive' if positive else 'zero or more'}, got {value!r}")
+    if secs > MAX_DELAY_SECONDS:
+        raise InvalidOption(f"{what} of {secs:.0f} s is more than a century")
+    return secs
+
+
+def check_datetime(value: Any, what: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidOption(f"{what} {value!r} is not an ISO 8601 date-time") from None
+    if not isinstance(value, datetime):
+        raise InvalidOption(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise InvalidOption(f"{what} {value.isoformat()} has no time zone; give an aware datetime")
+    return value.astimezone(UTC)
+
+
+def check_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidOption(f"key must be a non-empty string, got {value!r}")
+    if len(value) > MAX_KEY:
+        raise InvalidOption(f"key is {len(value)} characters long; the limit is {MAX_KEY}")
+    if "\x00" in value:
+        raise InvalidOption("key contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidOption("key is not valid UTF-8 text") from None
+    return value
+
+
+def check_mode(value: Any) -> KeyMode:
+    try:
+        return KeyMode(value)
+    except ValueError:
+        raise InvalidOption(f"mode must be one of new, ignore, replace; got {value!r}") from None
+
+
+def resolve_times(
+    now: datetime,
+    run_at: Any,
+    run_in: Duration | None,
+    expires_at: Any,
+    expires_in: Duration | None,
+) -> tuple[datetime | None, float | None, datetime | None]:
+    """Return (run_at, delay, expires_at), checking that expiry comes after the run time."""
+    if run_at is not None and run_in is not None:
+        raise InvalidOption("give run_at or run_in, not both")
+    if expires_at is not None and expires_in is not None:
+        raise InvalidOption("give expires_at or expires_in, not both")
+    at = check_datetime(run_at, "run_at")
+    delay = check_seconds(run_in, "run_in")
+    exp = check_datetime(expires_at, "expires_at")
+    exp_in = check_seconds(expires_in, "expires_in", positive=True)
+    if exp_in is not None:
+        exp = now + timedelta(seconds=exp_in)
+    if exp is not None:
+        start = at if at is not None else now + timedelta(seconds=delay or 0.0)
+        if exp <= start:
+            raise InvalidOption(
+                f"expires_at {exp.isoformat()} is not after the run time {start.isoformat()}; "
+                "the job could never start"
+            )
+    return at, delay, exp

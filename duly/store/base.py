@@ -1,0 +1,91 @@
+"""The storage seam: domain verbs, each taking a parameter object (see ``duly.core.model``).
+
+Every write that follows a claim is fenced: it changes a job only while the job is running
+under the presented attempt number. Time comes from the store's clock: under the real clock
+PostgreSQL uses its own ``now()``; SQLite and virtual clocks pass the time into the SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from duly.core.model import (
+    Attempt,
+    ClaimParams,
+    EnqueueParams,
+    EnqueueResult,
+    Finish,
+    Held,
+    HeartbeatResult,
+    Job,
+    JobFilter,
+    QueueStats,
+)
+
+
+class Store(Protocol):
+    backend: str  # "sqlite" | "postgres"
+    url: str  # with any password redacted
+
+    # -- schema ------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied."""
+
+    def schema_version(self) -> int: ...
+
+    # -- time --------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The time that decides due times and leases (the database's, or the virtual clock's)."""
+
+    # -- producing ---------------------------------------------------------------------
+    def enqueue(self, params: EnqueueParams, conn: Any = None) -> EnqueueResult:
+        """Insert one job (honouring its key mode). With ``conn``, inside the caller's
+        transaction and without committing it."""
+
+    def enqueue_many(self, params: Sequence[EnqueueParams], conn: Any = None) -> list[int]:
+        """Insert many jobs in one transaction; keys honoured; ids in input order."""
+
+    # -- consuming ---------------------------------------------------------------------
+    def claim(self, params: ClaimParams) -> list[Job]:
+        """Claim up to ``limit`` due jobs in one statement, by priority, run time, id."""
+
+    def heartbeat(self, worker_id: str, held: Sequence[Held]) -> HeartbeatResult:
+        """Extend the leases of held jobs; report stale ones and cancel requests."""
+
+    def set_progress(self, held: Held, done: int, total: int | None) -> None:
+        """Persist progress; StaleAttempt if ``held`` no longer holds the job."""
+
+    def finish(self, items: Sequence[Finish]) -> list[Finish]:
+        """Persist attempt outcomes in one transaction; return the stale items (unchanged)."""
+
+    def rescue(self) -> list[Held]:
+        """End attempts whose lease expired as *lost*, return their jobs to the queue
+        (or fail them when no attempts are left); expire due jobs past ``expires_at``."""
+
+    # -- steering ----------------------------------------------------------------------
+    def cancel(self, job_id: int) -> Job: ...
+
+    def retry(self, job_id: int) -> Job: ...
+
+    def delete(self, job_id: int) -> bool: ...
+
+    # -- reading -----------------------------------------------------------------------
+    def get_job(self, job_id: int) -> Job | None: ...
+
+    def list_jobs(self, flt: JobFilter) -> list[Job]: ...
+
+    def attempts(self, job_id: int) -> list[Attempt]: ...
+
+    def stats(self) -> list[QueueStats]: ...
+
+    def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:
+        """The earliest run time of a waiting job (due or not), for sleeping until then."""
+
+    # -- wake-ups ----------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(queue)`` when a job becomes due by an enqueue elsewhere; returns
+        an unsubscribe function. A hint only: correctness never depends on it."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,3 @@
+from duly.store.sqlite.store import SQLiteStore
+
+__all__ = ["SQLiteStore"]

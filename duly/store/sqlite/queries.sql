@@ -1,0 +1,161 @@
+-- Named queries of the SQLite store. Placeholders are positional (?).
+-- {cols} is the job column list (see store.py, JOB_COLUMNS).
+
+-- name: insert
+INSERT INTO {jobs} (task, queue, args, kwargs, priority, state, run_at, expires_at, key,
+                    max_attempts, lease_seconds, trigger_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('queued','retrying','running') DO NOTHING
+RETURNING {cols}
+
+-- name: insert_plain
+INSERT INTO {jobs} (task, queue, args, kwargs, priority, state, run_at, expires_at, key,
+                    max_attempts, lease_seconds, trigger_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: live_by_key
+SELECT {cols} FROM {jobs}
+WHERE key = ? AND state IN ('queued','retrying','running')
+
+-- name: replace
+UPDATE {jobs}
+SET task = ?, queue = ?, args = ?, kwargs = ?, priority = ?, state = 'queued', run_at = ?,
+    expires_at = ?, max_attempts = ?, lease_seconds = ?, trigger_id = ?, errors = 0,
+    cancel_requested = 0, progress_done = NULL, progress_total = NULL, updated_at = ?
+WHERE id = ? AND state IN ('queued','retrying')
+RETURNING {cols}
+
+-- name: claim_any
+UPDATE {jobs}
+SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?,
+    lease_expires_at = ? + lease_seconds, updated_at = ?, cancel_requested = 0,
+    progress_done = NULL, progress_total = NULL
+WHERE id IN (
+    SELECT id FROM {jobs} INDEXED BY {jobs_fetch}
+    WHERE state IN ('queued','retrying') AND run_at <= ?
+      AND (expires_at IS NULL OR expires_at > ?)
+    ORDER BY priority DESC, run_at, id
+    LIMIT ?)
+RETURNING {cols}
+
+-- name: claim_queues
+UPDATE {jobs}
+SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?,
+    lease_expires_at = ? + lease_seconds, updated_at = ?, cancel_requested = 0,
+    progress_done = NULL, progress_total = NULL
+WHERE id IN (
+    SELECT id FROM {jobs} INDEXED BY {jobs_fetch}
+    WHERE state IN ('queued','retrying') AND run_at <= ?
+      AND (expires_at IS NULL OR expires_at > ?)
+      AND queue IN (SELECT value FROM json_each(?))
+    ORDER BY priority DESC, run_at, id
+    LIMIT ?)
+RETURNING {cols}
+
+-- name: heartbeat
+UPDATE {jobs}
+SET lease_expires_at = ? + lease_seconds, updated_at = ?
+WHERE id = ? AND attempt = ? AND state = 'running'
+RETURNING cancel_requested
+
+-- name: progress
+UPDATE {jobs}
+SET progress_done = ?, progress_total = ?, updated_at = ?
+WHERE id = ? AND attempt = ? AND state = 'running'
+
+-- name: finish
+-- ?1 state, ?2 new run_at (NULL keeps), ?3 errors delta (-1 resets), ?4 result, ?5 error text,
+-- ?6 now, ?7 id, ?8 attempt, ?9 final (0/1)
+UPDATE {jobs}
+SET state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
+                 THEN 'expired' ELSE ?1 END,
+    run_at = COALESCE(?2, run_at),
+    errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,
+    result = ?4,
+    last_error = COALESCE(?5, last_error),
+    lease_expires_at = NULL,
+    cancel_requested = 0,
+    finished_at = CASE WHEN ?9 = 1 OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
+                       THEN ?6 ELSE NULL END,
+    updated_at = ?6
+WHERE id = ?7 AND attempt = ?8 AND state = 'running'
+RETURNING worker_id, started_at
+
+-- name: insert_attempt
+INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
+                        error_type, error_message, traceback, log)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: rescue
+UPDATE {jobs}
+SET state = CASE WHEN errors + 1 >= max_attempts THEN 'failed' ELSE 'retrying' END,
+    errors = errors + 1,
+    run_at = ?1,
+    lease_expires_at = NULL,
+    cancel_requested = 0,
+    last_error = 'LeaseExpired: worker ' || coalesce(worker_id, '?') || ' stopped renewing the lease of attempt ' || attempt,
+    finished_at = CASE WHEN errors + 1 >= max_attempts THEN ?1 ELSE NULL END,
+    updated_at = ?1
+WHERE state = 'running' AND lease_expires_at < ?1
+RETURNING id, attempt, worker_id, started_at, last_error
+
+-- name: expire
+UPDATE {jobs}
+SET state = 'expired', finished_at = ?1, updated_at = ?1
+WHERE state IN ('queued','retrying') AND expires_at IS NOT NULL AND expires_at <= ?1
+
+-- name: cancel_waiting
+UPDATE {jobs}
+SET state = 'cancelled', finished_at = ?, updated_at = ?
+WHERE id = ? AND state IN ('queued','retrying')
+RETURNING {cols}
+
+-- name: cancel_running
+UPDATE {jobs}
+SET cancel_requested = 1, updated_at = ?
+WHERE id = ? AND state = 'running'
+RETURNING {cols}
+
+-- name: retry
+UPDATE {jobs}
+SET state = 'queued', run_at = ?1, errors = 0, finished_at = NULL, cancel_requested = 0,
+    expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at <= ?1 THEN NULL ELSE expires_at END,
+    updated_at = ?1
+WHERE id = ?2 AND state IN ('failed','cancelled','expired')
+RETURNING {cols}
+
+-- name: delete_job
+DELETE FROM {jobs} WHERE id = ?
+
+-- name: delete_attempts
+DELETE FROM {attempts} WHERE job_id = ?
+
+-- name: get_job
+SELECT {cols} FROM {jobs} WHERE id = ?
+
+-- name: attempts
+SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error_type,
+       error_message, traceback, log
+FROM {attempts} WHERE job_id = ? ORDER BY attempt
+
+-- name: stats_live
+SELECT queue, state, run_at <= ? AS due, count(*)
+FROM {jobs} WHERE state IN ('queued','retrying','running')
+GROUP BY queue, state, due
+
+-- name: stats_final
+SELECT queue, state, count(*)
+FROM {jobs} WHERE state IN ('succeeded','failed','cancelled','expired')
+GROUP BY queue, state
+
+-- name: next_run_at
+SELECT min(run_at) FROM {jobs} WHERE state IN ('queued','retrying')
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM {migrations}
+
+-- name: create_migrations
+CREATE TABLE IF NOT EXISTS {migrations} (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)
+
+-- name: record_migration
+INSERT INTO {migrations} (version, applied_at) VALUES (?, ?)
