@@ -136,7 +136,7 @@ class App:
     ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``; without it,
     ``$DULY_DATABASE_URL``, else ``sqlite:///duly.db`` in the working directory. The
     database is opened on first use (``app.store``); SQLite migrates itself, PostgreSQL
-    needs ``duly migrate``.
+    needs ``duly migrate`` (or ``auto_migrate=True``).
     """
 
     def __init__(
@@ -147,6 +147,7 @@ class App:
         prefix: str = defaults.TABLE_PREFIX,
         max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES,
         name: str = "duly",
+        auto_migrate: bool = False,
     ) -> None:
         self.url = resolve_url(url)
         scheme = self.url.split(":", 1)[0].lower()
@@ -159,6 +160,7 @@ class App:
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
         self.name = name
+        self.auto_migrate = auto_migrate
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks: dict[str, list[Callable[..., Any]]] = {}
         self._store: Store | None = None
@@ -174,7 +176,7 @@ class App:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = open_store(self.url, self.clock, self.prefix)
+                    self._store = open_store(self.url, self.clock, self.prefix, self.auto_migrate)
         return self._store
 
     def close(self) -> None:

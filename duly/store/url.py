@@ -33,7 +33,7 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
-def open_store(url: str | None, clock: Clock, prefix: str = "duly_") -> Store:
+def open_store(url: str | None, clock: Clock, prefix: str = "duly_", auto_migrate: bool = False) -> Store:
     url = resolve_url(url)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
@@ -48,7 +48,7 @@ def open_store(url: str | None, clock: Clock, prefix: str = "duly_") -> Store:
                 f"database URL {redact_url(url)} needs PostgreSQL support: "
                 "pip install 'duly[postgres]'"
             ) from exc
-        return PostgresStore(url, clock=clock, prefix=prefix)
+        return PostgresStore(url, clock=clock, prefix=prefix, auto_migrate=auto_migrate)
     raise ConfigurationError(
         f"unsupported database URL {redact_url(url)!r}: expected sqlite:///path.db "
         "or postgresql://user@host/dbname"

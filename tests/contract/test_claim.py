@@ -1,0 +1,185 @@
+"""Claims, leases and fencing (seed 001 scenarios), rescue of dead workers' jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+import duly
+from duly.core.model import Finish, Held
+from duly.core.states import JobState, Outcome
+from tests.conftest import T0
+from tests.helpers import claim, claim_one, fail, held, succeed
+
+
+def test_claim_records_worker_attempt_and_lease(app: duly.App) -> None:
+    job = app.enqueue("t", run_in=0)
+    got = claim_one(app, worker="host:1")
+    assert got.id == job.id
+    assert (got.state, got.attempt, got.worker_id) == (JobState.RUNNING, 1, "host:1")
+    assert got.started_at == T0
+    assert got.lease_expires_at == T0 + timedelta(seconds=60)
+    assert claim(app) == []
+
+
+def test_claim_order_priority_then_run_at_then_id_seed_001_15(app: duly.App, clock: duly.VirtualClock) -> None:
+    late = app.enqueue("t", args=["late"], run_at=T0 + timedelta(minutes=2))
+    early = app.enqueue("t", args=["early"], run_at=T0 + timedelta(minutes=1))
+    tie_a = app.enqueue("t", args=["tie-a"], run_at=T0 + timedelta(minutes=1))
+    urgent = app.enqueue("t", args=["urgent"], run_at=T0 + timedelta(minutes=2), priority=5)
+    clock.advance(minutes=3)
+    order = [j.id for j in claim(app, 10)]
+    assert order == [urgent.id, early.id, tie_a.id, late.id]
+
+
+def test_claims_by_queue(app: duly.App) -> None:
+    a = app.enqueue("t", queue="a")
+    app.enqueue("t", queue="b")
+    assert [j.id for j in claim(app, 10, queues=["a", "c"])] == [a.id]
+
+
+def test_claim_batches_up_to_limit(app: duly.App) -> None:
+    app.enqueue_many(duly.Enqueue("t", args=[i]) for i in range(25))
+    assert len(claim(app, 10)) == 10
+    assert len(claim(app, 10)) == 10
+    assert len(claim(app, 10)) == 5
+    assert claim(app, 10) == []
+
+
+def test_future_job_is_not_claimed_until_due_seed_000_5(app: duly.App, clock: duly.VirtualClock) -> None:
+    app.enqueue("h", run_in="5m")
+    assert claim(app) == []
+    clock.advance(minutes=5)
+    assert len(claim(app)) == 1
+
+
+def test_claim_fail_claim_numbers_attempts_seed_001_3(app: duly.App) -> None:
+    job = app.enqueue("t", max_attempts=3)
+    first = claim_one(app, "test")
+    assert first.attempt == 1
+    fail(app, first, retry_in=0)
+    second = claim_one(app, "test2")
+    assert (second.id, second.attempt, second.errors, second.attempts_left) == (job.id, 2, 1, 2)
+
+
+def test_exactly_max_attempts_claims_seed_001_5(app: duly.App) -> None:
+    app.enqueue("t", max_attempts=3)
+    for n in range(1, 4):
+        job = claim_one(app)
+        assert job.attempt == n and job.attempts_left == 3 - (n - 1)
+        fail(app, job, retry_in=0 if n < 3 else None)
+    assert claim(app) == []
+    assert app.jobs()[0].state is JobState.FAILED
+
+
+def test_expired_lease_is_rescued_and_the_old_holder_fenced_out_seed_001_7(
+    app: duly.App, clock: duly.VirtualClock
+) -> None:
+    job = app.enqueue("t", max_attempts=2)
+    victim = claim_one(app, "test")
+    clock.advance(seconds=60)
+    assert app.store.rescue() == []  # lease ends at T0+60: still held at exactly that time
+    clock.advance(seconds=1)
+    assert app.store.rescue() == [Held(job.id, 1)]
+    thief = claim_one(app, "test2")
+    assert (thief.id, thief.attempt, thief.errors) == (job.id, 2, 1)
+    # the old holder is fenced out of every write
+    assert fail(app, victim, retry_in=0) != []
+    assert succeed(app, victim) != []
+    assert app.store.heartbeat("test", [held(victim)]).stale == {job.id}
+    with pytest.raises(duly.StaleAttempt):
+        app.store.set_progress(held(victim), 1, 2)
+    assert app.get_job(job.id).state is JobState.RUNNING
+    assert app.get_job(job.id).worker_id == "test2"
+    succeed(app, thief, result="ok")
+    attempts = app.attempts(job.id)
+    assert [(a.attempt, a.worker_id, a.outcome) for a in attempts] == [
+        (1, "test", Outcome.LOST),
+        (2, "test2", Outcome.SUCCEEDED),
+    ]
+    assert attempts[0].error_type == "LeaseExpired"
+
+
+def test_lost_attempts_count_and_exhaust_the_job(app: duly.App, clock: duly.VirtualClock) -> None:
+    job = app.enqueue("t", max_attempts=1)
+    claim_one(app)
+    clock.advance(minutes=2)
+    app.store.rescue()
+    after = app.get_job(job.id)
+    assert after.state is JobState.FAILED and "LeaseExpired" in (after.last_error or "")
+    assert after.finished_at == clock.now()
+
+
+def test_heartbeat_extends_the_lease(app: duly.App, clock: duly.VirtualClock) -> None:
+    app.enqueue("t")
+    job = claim_one(app)
+    for _ in range(5):
+        clock.advance(seconds=50)
+        assert app.store.heartbeat("w1", [held(job)]).stale == frozenset()
+    assert app.store.rescue() == []
+    assert app.get_job(job.id).lease_expires_at == clock.now() + timedelta(seconds=60)
+
+
+def test_fencing_holds_in_1000_trials_of_takeover(app: duly.App, clock: duly.VirtualClock) -> None:
+    """A lease taken over by another worker fences the old holder out, 1,000 times out of 1,000."""
+    ids = app.enqueue_many(duly.Enqueue("t", max_attempts=3) for _ in range(1000))
+    olds = {j.id: j for j in claim(app, 1000, "old")}
+    assert set(olds) == set(ids)
+    clock.advance(seconds=61)
+    assert len(app.store.rescue()) == 1000
+    news = {j.id: j for j in claim(app, 1000, "new")}
+    outcomes = [Outcome.SUCCEEDED, Outcome.FAILED, Outcome.RESCHEDULED, Outcome.SNOOZED, Outcome.CANCELLED]
+    stale = app.store.finish(
+        [Finish(j.id, j.attempt, outcomes[i % len(outcomes)], retry_in=5) for i, j in enumerate(olds.values())]
+    )
+    assert len(stale) == 1000
+    assert app.store.heartbeat("old", [held(j) for j in olds.values()]).stale == set(ids)
+    for job in app.jobs(limit=1000):
+        assert (job.state, job.worker_id, job.attempt) == (JobState.RUNNING, "new", 2)
+    assert app.store.finish([Finish(j.id, j.attempt, Outcome.SUCCEEDED) for j in news.values()]) == []
+
+
+def test_outcomes_move_the_job_as_documented(app: duly.App, clock: duly.VirtualClock) -> None:
+    a, b, c, d = (app.enqueue("t", args=[i]) for i in range(4))
+    jobs = {j.id: j for j in claim(app, 4)}
+    at = T0 + timedelta(days=1)
+    app.store.finish([
+        Finish(a.id, 1, Outcome.RESCHEDULED, run_at=at),
+        Finish(b.id, 1, Outcome.SNOOZED, retry_in=30),
+        Finish(c.id, 1, Outcome.INTERRUPTED),
+        Finish(d.id, 1, Outcome.CANCELLED),
+    ])  # fmt: skip
+    ja, jb, jc, jd = (app.get_job(x.id) for x in (a, b, c, d))
+    assert (ja.state, ja.run_at, ja.errors) == (JobState.SCHEDULED, at, 0)
+    assert (jb.state, jb.run_at) == (JobState.SCHEDULED, T0 + timedelta(seconds=30))
+    assert (jc.state, jc.run_at, jc.errors) == (JobState.QUEUED, T0, 0)
+    assert jd.state is JobState.CANCELLED and jd.finished_at == T0
+    assert len(jobs) == 4
+
+
+def test_progress_is_persisted(app: duly.App) -> None:
+    app.enqueue("t")
+    job = claim_one(app)
+    app.set_progress(job.id, job.attempt, 3, 10)
+    got = app.get_job(job.id)
+    assert (got.progress_done, got.progress_total) == (3, 10)
+
+
+def test_cancel_of_a_running_job_is_a_request_seen_by_heartbeat(app: duly.App) -> None:
+    app.enqueue("t")
+    job = claim_one(app)
+    after = app.cancel(job.id)
+    assert after.state is JobState.RUNNING and after.cancel_requested
+    assert app.store.heartbeat("w1", [held(job)]).cancel_requested == {job.id}
+    app.store.finish([Finish(job.id, job.attempt, Outcome.CANCELLED)])
+    assert app.get_job(job.id).state is JobState.CANCELLED
+
+
+def test_claimed_then_cancelled_job_completed_by_holder_seed_001_21(app: duly.App) -> None:
+    app.enqueue("t")
+    job = claim_one(app)
+    app.cancel(job.id)
+    assert succeed(app, job) == []
+    assert app.get_job(job.id).state is JobState.SUCCEEDED
+    assert claim(app) == []

@@ -1,0 +1,213 @@
+"""Enqueue: options, JSON-only arguments, caller keys (seed 000 scenarios 1-4), bulk."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+import duly
+from duly.core.states import JobState
+from tests.conftest import T0, Backend
+from tests.helpers import claim_one, fail
+
+
+def test_enqueue_defaults_seed_000_1_new_job(app: duly.App) -> None:
+    job = app.enqueue("mail.send", args=[1], kwargs={"to": "a@b"}, key="j", run_in="10m")
+    assert job.attempt == 0 and job.errors == 0
+    assert job.max_attempts == 5
+    assert job.expires_at is None
+    assert (job.task, job.args, job.kwargs) == ("mail.send", [1], {"to": "a@b"})
+    assert job.state is JobState.SCHEDULED
+    assert job.run_at == T0 + timedelta(minutes=10)
+    assert app.get_job(job.id) == job
+
+
+def test_task_enqueue_uses_task_defaults(app: duly.App) -> None:
+    @app.task(queue="emails", priority=7, max_attempts=2, lease="2m")
+    def send(to: str) -> None: ...
+
+    job = send.enqueue("x@y")
+    assert (job.queue, job.priority, job.max_attempts, job.lease_seconds) == ("emails", 7, 2, 120)
+    assert job.task == f"{__name__}.test_task_enqueue_uses_task_defaults.<locals>.send"
+    over = send.options(queue="urgent", priority=9, run_at=T0 + timedelta(hours=1)).enqueue("z")
+    assert (over.queue, over.priority, over.run_at) == ("urgent", 9, T0 + timedelta(hours=1))
+
+
+def test_task_name_can_be_set_and_registering_twice_is_an_error(app: duly.App) -> None:
+    @app.task(name="reports.build")
+    def build() -> None: ...
+
+    assert build.name == "reports.build"
+    with pytest.raises(duly.DuplicateTask, match="reports.build"):
+        app.task(name="reports.build")(lambda: None)
+
+
+def test_async_tasks_register(app: duly.App) -> None:
+    @app.task
+    async def fetch() -> int:
+        return 1
+
+    assert fetch.is_async
+    assert fetch.enqueue().task.endswith("fetch")
+
+
+def test_unregistered_task_name_can_be_enqueued(app: duly.App) -> None:
+    job = app.enqueue("elsewhere.defined", args=["a"])
+    assert job.task == "elsewhere.defined" and job.queue == "default"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "fragment"),
+    [
+        ([{1, 2}], {}, "argument 0 is a set"),
+        ([], {"when": object()}, "argument 'when' is a object"),
+        ([float("nan")], {}, "nan"),
+        ([], {"x": [1, float("inf")]}, "argument 'x'[1] is inf"),
+        (["ok", "bad\x00"], {}, "argument 1 contains a NUL"),
+        (["\udcff"], {}, "not valid UTF-8"),
+        ([b"bytes"], {}, "argument 0 is a bytes"),
+    ],
+)
+def test_non_json_arguments_are_refused_and_nothing_is_written(
+    app: duly.App, args: list[object], kwargs: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(duly.InvalidArguments) as info:
+        app.enqueue("t", args=args, kwargs=kwargs)
+    assert fragment in str(info.value)
+    assert app.jobs() == []
+
+
+def test_payload_size_limit(backend: Backend, clock: duly.VirtualClock) -> None:
+    app = backend.app(clock, max_payload_bytes=1000)
+    app.enqueue("t", args=["x" * 900])
+    with pytest.raises(duly.InvalidArguments, match="over the limit of 1000 bytes"):
+        app.enqueue("t", args=["x" * 1001])
+    assert len(app.jobs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"priority": "high"}, "priority must be an integer"),
+        ({"priority": 10**9}, "outside"),
+        ({"run_in": -5}, "run_in must be zero or more"),
+        ({"run_in": "soon"}, "invalid duration 'soon'"),
+        ({"run_in": 10**12}, "more than a century"),
+        ({"max_attempts": 0}, "max_attempts must be an integer >= 1"),
+        ({"queue": ""}, "queue must be a non-empty string"),
+        ({"queue": "a\nb"}, "control characters"),
+        ({"expires_in": "1m", "run_in": "2m"}, "is not after the run time"),
+        ({"run_at": "2030-01-07T10:00:00"}, "has no time zone"),
+        ({"mode": "upsert"}, "mode must be one of"),
+        ({"colour": "red"}, "unknown enqueue option(s): colour"),
+    ],
+)
+def test_bad_options_name_the_option(app: duly.App, options: dict[str, object], fragment: str) -> None:
+    with pytest.raises(duly.InvalidOption) as info:
+        app.enqueue("t", **options)
+    assert fragment in str(info.value)
+    assert app.jobs() == []
+
+
+def test_names_with_quotes_sql_and_html_are_stored_verbatim(app: duly.App) -> None:
+    name = "q'; DROP TABLE jobs; --<script>"
+    job = app.enqueue(name, queue=name, args=[name], key=name)
+    again = app.get_job(job.id)
+    assert (again.task, again.queue, again.args, again.key) == (name, name, [name], name)
+
+
+def test_key_mode_new_twice_is_an_error_seed_000_2(app: duly.App) -> None:
+    first = app.enqueue("h", args=[1], key="j", run_in="1h")
+    with pytest.raises(duly.DuplicateKey) as info:
+        app.enqueue("h", args=[2], key="j")
+    assert info.value.job_id == first.id and "'j'" in str(info.value)
+    assert app.get_job(first.id) == first
+    assert len(app.jobs()) == 1
+
+
+def test_key_mode_ignore_returns_existing_untouched_seed_000_3(app: duly.App, clock: duly.VirtualClock) -> None:
+    first = app.enqueue("h", args=["old"], key="j", max_attempts=5)
+    for _ in range(2):
+        fail(app, claim_one(app), retry_in=0)
+    before = app.get_job(first.id)
+    assert before.errors == 2
+    res = app.enqueue_result("h", args=["new"], key="j", mode="ignore", max_attempts=9, run_in="5h")
+    assert res.created is False
+    assert res.job.id == first.id
+    after = app.get_job(first.id)
+    assert (after.errors, after.max_attempts, after.args, after.run_at) == (2, 5, ["old"], before.run_at)
+
+
+def test_key_mode_replace_resets_spec_seed_000_4(app: duly.App) -> None:
+    first = app.enqueue("h", args=["old"], key="j", expires_in="1d")
+    for _ in range(2):
+        fail(app, claim_one(app), retry_in=0)
+    t1 = T0 + timedelta(hours=3)
+    res = app.enqueue_result("h2", args=["new"], key="j", mode="replace", run_at=t1, max_attempts=3)
+    assert res.created is True and res.job.id == first.id
+    job = app.get_job(first.id)
+    assert (job.task, job.args, job.run_at, job.errors, job.max_attempts, job.expires_at) == (
+        "h2", ["new"], t1, 0, 3, None,
+    )
+
+
+def test_key_replace_of_a_running_job_is_refused(app: duly.App) -> None:
+    app.enqueue("h", key="j")
+    claim_one(app)
+    with pytest.raises(duly.InvalidTransition, match="running"):
+        app.enqueue("h", key="j", mode="replace")
+
+
+def test_key_is_free_again_once_the_job_finished(app: duly.App) -> None:
+    from tests.helpers import succeed
+
+    first = app.enqueue("h", key="j")
+    succeed(app, claim_one(app))
+    second = app.enqueue("h", key="j")
+    assert second.id != first.id
+
+
+def test_bulk_enqueue_100k_in_one_call(app: duly.App) -> None:
+    ids = app.enqueue_many(duly.Enqueue("bulk.t", args=[i]) for i in range(100_000))
+    assert len(ids) == 100_000 and len(set(ids)) == 100_000
+    stats = {s.queue: s for s in app.stats()}
+    assert stats["default"][JobState.QUEUED] == 100_000
+    sample = app.get_job(ids[12345])
+    assert sample.args == [12345]
+
+
+def test_bulk_enqueue_validates_everything_before_writing(app: duly.App) -> None:
+    items = [duly.Enqueue("t", args=[i]) for i in range(100)] + [duly.Enqueue("t", args=[{1}])]
+    with pytest.raises(duly.InvalidArguments, match="argument 0 is a set"):
+        app.enqueue_many(items)
+    assert app.jobs() == []
+
+
+def test_bulk_enqueue_with_keys(app: duly.App) -> None:
+    app.enqueue("t", key="k1")
+    ids = app.enqueue_many(
+        [duly.Enqueue("t", key="k1", mode="ignore"), duly.Enqueue("t", key="k2"), duly.Enqueue("t")]
+    )
+    assert len(set(ids)) == 3 and len(app.jobs()) == 3
+    with pytest.raises(duly.DuplicateKey):
+        app.enqueue_many([duly.Enqueue("t", key="k3"), duly.Enqueue("t", key="k1")])
+    assert len(app.jobs()) == 3  # all or none
+
+
+def test_task_enqueue_many(app: duly.App) -> None:
+    @app.task(queue="bulkq")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    ids = add.enqueue_many([(1, 2), (3, 4), add.options(priority=5).spec(5, 6)])
+    jobs = {j.id: j for j in app.jobs()}
+    assert [jobs[i].args for i in ids] == [[1, 2], [3, 4], [5, 6]]
+    assert jobs[ids[2]].priority == 5 and jobs[ids[0]].queue == "bulkq"
+
+
+def test_result_and_args_round_trip_as_json(app: duly.App) -> None:
+    payload = {"nested": {"list": [1, 2.5, None, True, "é"]}}
+    job = app.enqueue("t", kwargs=payload)
+    assert app.get_job(job.id).kwargs == json.loads(json.dumps(payload))

@@ -1,0 +1,53 @@
+"""Small helpers shared by tests: store verbs in one line, and a bounded wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import duly
+from duly.core.model import ClaimParams, ErrorInfo, Finish, Held, Job
+from duly.core.states import Outcome
+
+T = TypeVar("T")
+
+
+def claim(app: duly.App, limit: int = 1, worker: str = "w1", queues: list[str] | None = None) -> list[Job]:
+    return app.store.claim(ClaimParams(worker, limit, queues))
+
+
+def claim_one(app: duly.App, worker: str = "w1") -> Job:
+    jobs = claim(app, 1, worker)
+    assert len(jobs) == 1, f"expected one claimable job, got {len(jobs)}"
+    return jobs[0]
+
+
+def succeed(app: duly.App, job: Job, result: Any = None, log: str | None = None) -> list[Finish]:
+    import json
+
+    return app.store.finish([Finish(job.id, job.attempt, Outcome.SUCCEEDED, json.dumps(result), log=log)])
+
+
+def fail(
+    app: duly.App, job: Job, retry_in: float | None, message: str = "boom", log: str | None = None,
+    outcome: Outcome = Outcome.FAILED,
+) -> list[Finish]:
+    err = ErrorInfo("RuntimeError", message, "Traceback ...")
+    return app.store.finish([Finish(job.id, job.attempt, outcome, error=err, retry_in=retry_in, log=log)])
+
+
+def held(job: Job) -> Held:
+    return Held(job.id, job.attempt)
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01, what: str = "") -> T:
+    """Poll ``predicate`` until it returns something truthy, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
