@@ -17,6 +17,8 @@ def dbapi_connection(conn: Any) -> Any:
     if isinstance(conn, Session):
         conn = conn.connection()
     if isinstance(conn, Connection):
+        if not conn.in_transaction():
+            conn.begin()  # so that the caller's commit() / rollback() covers the job
         raw = conn.connection.driver_connection
         if raw is None:
             raise ConfigurationError("the SQLAlchemy connection is closed")

@@ -1,0 +1,98 @@
+"""Configuration: URLs, migrations, table prefixes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import duly
+from tests.conftest import Backend
+
+
+def test_no_url_uses_env_then_duly_db_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DULY_DATABASE_URL", raising=False)
+    app = duly.App()
+    app.enqueue("t")
+    app.close()
+    assert (tmp_path / "duly.db").exists()
+    monkeypatch.setenv("DULY_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    with duly.App() as app2:
+        app2.enqueue("t")
+    assert (tmp_path / "env.db").exists()
+
+
+def test_unsupported_url_names_it_without_password() -> None:
+    with pytest.raises(duly.ConfigurationError) as info:
+        duly.App("mysql://root:hunter2@localhost/db")
+    assert "mysql://root:***@localhost/db" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_unreachable_postgres_is_a_clear_error_without_password() -> None:
+    pytest.importorskip("psycopg")
+    app = duly.App("postgresql://bob:s3cret@127.0.0.1:1/nowhere")
+    with pytest.raises(duly.DatabaseUnavailable) as info:
+        app.store  # noqa: B018
+    text = str(info.value)
+    assert "postgresql://bob:***@127.0.0.1:1/nowhere" in text and "s3cret" not in text
+
+
+def test_sqlite_url_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    app = duly.App(f"sqlite:///{tmp_path / 'no' / 'such' / 'x.db'}")
+    with pytest.raises(duly.DatabaseUnavailable, match="does not exist"):
+        app.store  # noqa: B018
+
+
+def test_sqlite_file_that_is_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "junk.db"
+    bad.write_bytes(os.urandom(4096))
+    with pytest.raises(duly.DatabaseUnavailable, match="junk.db"):
+        duly.App(f"sqlite:///{bad}").store  # noqa: B018
+
+
+def test_invalid_prefix_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="invalid table prefix"):
+        duly.App(f"sqlite:///{tmp_path / 'x.db'}", prefix='x"; drop table y; --').store  # noqa: B018
+
+
+def test_prefixes_isolate_apps_on_one_database(backend: Backend) -> None:
+    a = backend.app()
+    b_prefix = backend.prefix + "b_"
+    b = duly.App(backend.url, prefix=b_prefix, auto_migrate=True)
+    try:
+        a.enqueue("t")
+        assert b.jobs() == [] and len(a.jobs()) == 1
+    finally:
+        b.close()
+        if backend.name == "postgres":
+            from tests.conftest import drop_prefix
+
+            drop_prefix(backend.url, b_prefix)
+
+
+def test_sqlite_migrates_itself_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with duly.App(url) as app:
+        assert app.store.schema_version() >= 1
+        assert app.migrate() == []
+
+
+def test_postgres_refuses_an_outdated_schema(backend: Backend) -> None:
+    if backend.name != "postgres":
+        pytest.skip("PostgreSQL only: SQLite migrates itself")
+    import psycopg
+    from psycopg import sql
+
+    app = backend.app()
+    latest = app.store.schema_version()
+    app.close()
+    with psycopg.connect(backend.url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE version = %s").format(sql.Identifier(backend.prefix + "migrations")),
+            (latest,),
+        )
+    with pytest.raises(duly.SchemaOutdated, match="duly migrate"):
+        duly.App(backend.url, prefix=backend.prefix).store  # noqa: B018
