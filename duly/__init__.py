@@ -9,6 +9,7 @@ from duly.core.errors import (
     DuplicateKey,
     DuplicateTask,
     DulyError,
+    EnqueueSkipped,
     InvalidArguments,
     InvalidOption,
     InvalidTransition,
@@ -19,8 +20,12 @@ from duly.core.errors import (
     UnknownTask,
 )
 from duly.core.model import Attempt, Job, KeyMode, QueueStats
+from duly.core.results import Reschedule, Snooze
 from duly.core.retry import Custom, Delays, Exponential, Fixed, RetryPolicy
 from duly.core.states import JobState, Outcome
+from duly.runtime.context import JobContext
+from duly.runtime.context import current as context
+from duly.runtime.worker import Worker, WorkerConfig
 
 __version__ = "0.1.0"
 
@@ -38,25 +43,32 @@ __all__ = [
     "DuplicateKey",
     "DuplicateTask",
     "Enqueue",
+    "EnqueueSkipped",
     "Exponential",
     "Fixed",
     "InvalidArguments",
     "InvalidOption",
     "InvalidTransition",
     "Job",
+    "JobContext",
     "JobNotFound",
     "JobState",
     "KeyMode",
     "NoRetry",
     "Outcome",
     "QueueStats",
+    "Reschedule",
     "RetryPolicy",
     "SchemaOutdated",
+    "Snooze",
     "StaleAttempt",
     "SystemClock",
     "Task",
     "TaskOptions",
     "UnknownTask",
     "VirtualClock",
+    "Worker",
+    "WorkerConfig",
     "__version__",
+    "context",
 ]

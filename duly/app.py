@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from duly import defaults
+from duly.core import defaults
 from duly.core.clock import Clock, SystemClock
 from duly.core.durations import Duration
-from duly.core.errors import ConfigurationError, DuplicateTask, InvalidOption, JobNotFound
+from duly.core.errors import ConfigurationError, DuplicateTask, EnqueueSkipped, InvalidOption, JobNotFound
 from duly.core.model import (
     Attempt,
     EnqueueParams,
@@ -25,6 +25,7 @@ from duly.core.model import (
     QueueStats,
 )
 from duly.core.options import (
+    TaskOptions,
     check_key,
     check_max_attempts,
     check_mode,
@@ -36,26 +37,13 @@ from duly.core.options import (
 from duly.core.payload import dump_arguments
 from duly.core.retry import RetryPolicy, as_policy
 from duly.core.states import JobState
+from duly.runtime.hooks import Hooks
+from duly.runtime.worker import Worker
 from duly.store.base import Store
 from duly.store.url import open_store, redact_url, resolve_url
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """A task's defaults; every job of the task starts from these."""
-
-    queue: str = defaults.QUEUE
-    priority: int = defaults.PRIORITY
-    max_attempts: int = defaults.MAX_ATTEMPTS
-    retry: RetryPolicy = field(default_factory=lambda: as_policy(None))
-    timeout: float | None = None
-    lease: float = defaults.LEASE_SECONDS
-    concurrency: int | None = None
-    stall_after: float | None = None
-    no_retry: tuple[type[BaseException], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,7 +150,7 @@ class App:
         self.name = name
         self.auto_migrate = auto_migrate
         self.tasks: dict[str, Task[Any, Any]] = {}
-        self.hooks: dict[str, list[Callable[..., Any]]] = {}
+        self.hooks = Hooks()
         self._store: Store | None = None
         self._lock = threading.Lock()
 
@@ -302,12 +290,16 @@ class App:
             raise InvalidOption(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
         name = task.name if isinstance(task, Task) else task
         params = self._params(Enqueue(name, tuple(args), dict(kwargs or {}), **options))
+        if self.hooks.has("before_enqueue") and not self.hooks.allow_enqueue(params):
+            raise EnqueueSkipped(f"a before_enqueue hook declined a job of task {name!r}; nothing was written")
         return self.store.enqueue(params, conn=conn)
 
     def enqueue_many(self, items: Iterable[Enqueue], conn: Any = None) -> list[int]:
         """Enqueue many jobs in one transaction (all or none); returns their ids in order.
         Every item is validated before anything is written."""
         params = [self._params(i) for i in items]
+        if self.hooks.has("before_enqueue"):
+            params = [p for p in params if self.hooks.allow_enqueue(p)]
         if not params:
             return []
         return self.store.enqueue_many(params, conn=conn)
@@ -351,6 +343,21 @@ class App:
 
     def stats(self) -> list[QueueStats]:
         return self.store.stats()
+
+    # -- hooks and workers --------------------------------------------------------------
+
+    def on(self, event: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register a hook: ``@app.on("success")``. Events: before_enqueue, start, success,
+        failure, permanent_failure, timeout, after. A hook that raises is logged and ignored."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            return self.hooks.add(event, fn)
+
+        return register
+
+    def worker(self, **config: Any) -> Worker:
+        """A worker for this app (see ``WorkerConfig`` for the options); ``.run()`` blocks."""
+        return Worker(self, **config)
 
     def set_progress(self, job_id: int, attempt: int, done: int, total: int | None = None) -> None:
         self.store.set_progress(Held(job_id, attempt), done, total)

@@ -126,6 +126,7 @@ class ClaimParams:
     worker_id: str
     limit: int
     queues: Sequence[str] | None = None  # None: every queue
+    exclude_tasks: Sequence[str] = ()  # tasks at their concurrency limit in this worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,13 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dataclasses import dataclass, field
+
+from duly.core import defaults
 from duly.core.durations import Duration, to_seconds
 from duly.core.errors import InvalidOption
 from duly.core.model import KeyMode
+from duly.core.retry import RetryPolicy, as_policy
 
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 MAX_ATTEMPTS_LIMIT = 1_000_000
@@ -124,3 +128,18 @@ def resolve_times(
                 "the job could never start"
             )
     return at, delay, exp
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """A task's defaults; every job of the task starts from these."""
+
+    queue: str = defaults.QUEUE
+    priority: int = defaults.PRIORITY
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    retry: RetryPolicy = field(default_factory=lambda: as_policy(None))
+    timeout: float | None = None
+    lease: float = defaults.LEASE_SECONDS
+    concurrency: int | None = None
+    stall_after: float | None = None
+    no_retry: tuple[type[BaseException], ...] = ()

@@ -34,6 +34,7 @@ WHERE id IN (
     SELECT id FROM {jobs} INDEXED BY {jobs_fetch}
     WHERE state IN ('queued','retrying') AND run_at <= ?
       AND (expires_at IS NULL OR expires_at > ?)
+      AND task NOT IN (SELECT value FROM json_each(?))
     ORDER BY priority DESC, run_at, id
     LIMIT ?)
 RETURNING {cols}
@@ -48,6 +49,7 @@ WHERE id IN (
     WHERE state IN ('queued','retrying') AND run_at <= ?
       AND (expires_at IS NULL OR expires_at > ?)
       AND queue IN (SELECT value FROM json_each(?))
+      AND task NOT IN (SELECT value FROM json_each(?))
     ORDER BY priority DESC, run_at, id
     LIMIT ?)
 RETURNING {cols}

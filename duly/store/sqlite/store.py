@@ -357,12 +357,16 @@ class SQLiteStore:
         with self._write() as cur:
             if params.queues is None:
                 rows = cur.execute(
-                    self._q["claim_any"], (params.worker_id, now, now, now, now, now, params.limit)
+                    self._q["claim_any"],
+                    (params.worker_id, now, now, now, now, now, json.dumps(list(params.exclude_tasks)), params.limit),
                 ).fetchall()
             else:
                 rows = cur.execute(
                     self._q["claim_queues"],
-                    (params.worker_id, now, now, now, now, now, json.dumps(list(params.queues)), params.limit),
+                    (
+                        params.worker_id, now, now, now, now, now, json.dumps(list(params.queues)),
+                        json.dumps(list(params.exclude_tasks)), params.limit,
+                    ),  # fmt: skip
                 ).fetchall()
         jobs = [self._job(r, now) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))

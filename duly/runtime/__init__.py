@@ -1,0 +1,1 @@
+"""The runtime: worker, executor, scheduler services. Imports core and store only."""

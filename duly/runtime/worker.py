@@ -1,0 +1,435 @@
+"""The worker: claims jobs into free slots, runs them, persists outcomes in batches.
+
+Services inside one worker (each a small loop with a ``*_once`` step that tests can call):
+fetcher (claims a batch sized to the free slots; sleeps on a wake-up, a freed slot or the
+poll interval; never polls while every slot is busy), completer (writes outcomes in one
+fenced statement per flush), heartbeater (extends leases, delivers cancel requests, flushes
+progress, interrupts stalled jobs), maintenance (rescues expired leases, expires jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from duly.core.clock import Clock
+from duly.core.model import ClaimParams, Finish, Held, Job
+from duly.runtime import events
+from duly.runtime.context import JobContext, install_capture, uninstall_capture
+from duly.runtime.executor import CANCEL, LOST, SHUTDOWN, STALLED, Executor, TaskLike
+from duly.runtime.hooks import Hooks
+from duly.runtime.pidfile import PidFile
+from duly.store.base import Store
+
+T = TypeVar("T")
+
+
+class AppLike(Protocol):
+    store: Store
+    tasks: Mapping[str, TaskLike]
+    hooks: Hooks
+    clock: Clock
+
+
+@dataclass
+class WorkerConfig:
+    queues: Sequence[str] | None = None
+    concurrency: int = 10
+    poll_interval: float = 1.0
+    grace: float = 30.0
+    burst: bool = False
+    heartbeat_interval: float = 5.0
+    rescue_interval: float = 5.0
+    dynamic_concurrency: Callable[[], int] | None = None
+    pid_file: str | None = None
+    worker_id: str | None = None
+
+
+class Worker:
+    def __init__(self, app: AppLike, config: WorkerConfig | None = None, **kw: Any) -> None:
+        self.app = app
+        self.config = config or WorkerConfig(**kw)
+        c = self.config
+        if c.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {c.concurrency}")
+        self.worker_id = c.worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
+        self.store = app.store
+        self.pool = ThreadPoolExecutor(max_workers=c.concurrency + 16, thread_name_prefix="duly-job")
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duly-db")
+        self.executor = Executor(app.tasks, app.hooks, app.clock, self.worker_id, self.pool, self._isolated())
+        self.held: dict[int, tuple[Job, JobContext]] = {}
+        self.per_task: Counter[str] = Counter()
+        self.waiting: dict[str, deque[Job]] = {}
+        self.pending: list[Finish] = []
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+        self.processed = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._slot: asyncio.Event | None = None
+        self._flushed: asyncio.Event | None = None
+        self._last_heartbeat_ok = time.monotonic()
+        self._signals = 0
+
+    def _isolated(self) -> Any:
+        return None
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, fn, *args)
+
+    def capacity(self) -> int:
+        cap = self.config.concurrency
+        dyn = self.config.dynamic_concurrency
+        if dyn is not None:
+            try:
+                cap = max(0, min(cap, int(dyn())))
+            except Exception as exc:  # noqa: BLE001
+                events.emit("hook.error", hook="dynamic_concurrency", error=repr(exc))
+                cap = 0
+        return cap
+
+    def _exclude(self) -> list[str]:
+        out = []
+        for name, n in self.per_task.items():
+            task = self.app.tasks.get(name)
+            limit = task.defaults.concurrency if task is not None else None
+            if limit is not None and n >= limit:
+                out.append(name)
+        return out
+
+    def wake(self) -> None:
+        """Thread-safe: make an idle fetcher claim now."""
+        loop, ev = self._loop, self._wake
+        if loop is not None and ev is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(ev.set)
+
+    def stop(self) -> None:
+        """Thread-safe: stop claiming and shut down gracefully."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._begin_stop)
+        else:
+            self.stopping = True
+
+    def _begin_stop(self) -> None:
+        self.stopping = True
+        for ev in (self._wake, self._slot):
+            if ev is not None:
+                ev.set()
+
+    # -- one job ------------------------------------------------------------------------
+
+    def _launch(self, job: Job) -> None:
+        task = self.app.tasks.get(job.task)
+        limit = task.defaults.concurrency if task is not None else None
+        if limit is not None and self.per_task[job.task] >= limit:
+            self.waiting.setdefault(job.task, deque()).append(job)
+            self.held[job.id] = (job, JobContext(job, self.worker_id, self.app.clock))
+            return
+        ctx = self.held[job.id][1] if job.id in self.held else JobContext(job, self.worker_id, self.app.clock)
+        self.held[job.id] = (job, ctx)
+        self.per_task[job.task] += 1
+        t = asyncio.ensure_future(self._run_job(job, ctx))
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _run_job(self, job: Job, ctx: JobContext) -> None:
+        try:
+            finish = await self.executor.run(job, ctx)
+        finally:
+            self.per_task[job.task] -= 1
+            if self.per_task[job.task] <= 0:
+                del self.per_task[job.task]
+            self.held.pop(job.id, None)
+            queue = self.waiting.get(job.task)
+            if queue:
+                self._launch(queue.popleft())
+            if self._slot is not None:
+                self._slot.set()
+        self.processed += 1
+        if finish is not None:
+            self.pending.append(finish)
+            if self._flushed is not None:
+                self._flushed.set()
+
+    # -- completer ----------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Persist every pending outcome in one fenced batch."""
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                stale = await self._call(self.store.finish, batch)
+            except Exception as exc:  # noqa: BLE001 - keep outcomes and retry
+                events.emit("worker.db_error", where="finish", error=repr(exc))
+                self.pending[:0] = batch
+                await asyncio.sleep(0.5)
+                continue
+            for item in stale:
+                events.emit("job.stale", job=item.job_id, attempt=item.attempt, outcome=item.outcome.value)
+
+    async def _completer(self) -> None:
+        assert self._flushed is not None
+        while True:
+            await self._flushed.wait()
+            self._flushed.clear()
+            await self.flush()
+
+    # -- heartbeats, cancel delivery, progress, stalls ----------------------------------
+
+    async def heartbeat_once(self) -> None:
+        if not self.held:
+            self._last_heartbeat_ok = time.monotonic()
+            return
+        held = [Held(job.id, job.attempt) for job, _ in self.held.values()]
+        try:
+            res = await self._call(self.store.heartbeat, self.worker_id, held)
+        except Exception as exc:  # noqa: BLE001
+            events.emit("worker.db_error", where="heartbeat", error=repr(exc))
+            self._lose_leases_if_overdue()
+            return
+        self._last_heartbeat_ok = time.monotonic()
+        for job_id in res.stale:
+            self._stop_job(job_id, LOST)
+        for job_id in res.cancel_requested:
+            self._stop_job(job_id, CANCEL)
+
+    def _lose_leases_if_overdue(self) -> None:
+        """Without the database, stop handlers before their leases run out elsewhere."""
+        if not self.held:
+            return
+        shortest = min(job.lease_seconds for job, _ in self.held.values())
+        if time.monotonic() - self._last_heartbeat_ok > shortest * 0.75:
+            for job_id in list(self.held):
+                self._stop_job(job_id, LOST)
+
+    def _stop_job(self, job_id: int, reason: str) -> None:
+        entry = self.held.get(job_id)
+        if entry is None:
+            return
+        job, ctx = entry
+        if reason == LOST:
+            events.emit("job.stale", job=job_id, attempt=job.attempt, outcome="lease lost")
+        queue = self.waiting.get(job.task)
+        if queue and job in queue:  # never started: nothing to stop
+            queue.remove(job)
+            self.held.pop(job_id, None)
+            if reason in (CANCEL, SHUTDOWN):
+                self.pending.append(Finish(job.id, job.attempt, _outcome_for(reason)))
+            return
+        self.executor.cancel(job_id, reason)
+
+    async def progress_once(self) -> None:
+        now = time.monotonic()
+        for job, ctx in list(self.held.values()):
+            if ctx.progress_dirty and ctx.progress_done is not None:
+                ctx.progress_dirty = False
+                try:
+                    await self._call(self.store.set_progress, Held(job.id, job.attempt), ctx.progress_done, ctx.progress_total)
+                except Exception as exc:  # noqa: BLE001 - StaleAttempt or database trouble
+                    events.emit("worker.db_error", where="progress", error=repr(exc))
+            task = self.app.tasks.get(job.task)
+            stall = task.defaults.stall_after if task is not None else None
+            if stall and job.id in self.executor.running and now - ctx.progress_changed_at > stall:
+                self._stop_job(job.id, STALLED)
+
+    async def _heartbeater(self) -> None:
+        last = 0.0
+        while True:
+            await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
+            await self.progress_once()
+            if time.monotonic() - last >= self.config.heartbeat_interval:
+                last = time.monotonic()
+                await self.heartbeat_once()
+
+    # -- maintenance --------------------------------------------------------------------
+
+    async def rescue_once(self) -> list[Held]:
+        try:
+            rescued = await self._call(self.store.rescue)
+        except Exception as exc:  # noqa: BLE001
+            events.emit("worker.db_error", where="rescue", error=repr(exc))
+            return []
+        for h in rescued:
+            events.emit("job.rescue", job=h.job_id, attempt=h.attempt)
+        if rescued:
+            self.wake()
+        return rescued
+
+    async def _maintenance(self) -> None:
+        while True:
+            await self.rescue_once()
+            await asyncio.sleep(self.config.rescue_interval)
+
+    # -- fetching -----------------------------------------------------------------------
+
+    async def claim_once(self, limit: int | None = None) -> list[Job]:
+        free = self.capacity() - len(self.held) if limit is None else limit
+        if free <= 0:
+            return []
+        params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude())
+        jobs = await self._call(self.store.claim, params)
+        events.emit("worker.poll", claimed=len(jobs), free=free)
+        for job in jobs:
+            self._launch(job)
+        return jobs
+
+    async def run_once(self) -> int:
+        """Rescue, claim one batch, run it to the end and persist the outcomes."""
+        await self._setup()
+        await self.rescue_once()
+        jobs = await self.claim_once()
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks))
+        await self.flush()
+        return len(jobs)
+
+    async def _idle_wait(self) -> None:
+        assert self._wake is not None
+        timeout = self.config.poll_interval
+        try:
+            nxt = await self._call(self.store.next_run_at, self.config.queues)
+        except Exception:  # noqa: BLE001
+            nxt = None
+        if nxt is not None:
+            until = (nxt - self.app.clock.now()).total_seconds()
+            timeout = max(0.0, min(timeout, until))
+        if timeout > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _fetcher(self) -> None:
+        assert self._wake is not None and self._slot is not None
+        backoff = 0.1
+        while not self.stopping:
+            if self.capacity() - len(self.held) <= 0:
+                if self.config.dynamic_concurrency is not None and not self.held:
+                    await self._sleep_or_wake(self.config.poll_interval)
+                else:
+                    self._slot.clear()
+                    await self._slot.wait()
+                continue
+            self._wake.clear()
+            try:
+                jobs = await self.claim_once()
+                backoff = 0.1
+            except Exception as exc:  # noqa: BLE001 - database gone: back off, keep going
+                events.emit("worker.db_error", where="claim", error=repr(exc), retry_in=backoff)
+                await self._sleep_or_wake(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if jobs:
+                continue
+            if self.config.burst:
+                if not self.held:
+                    return
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            await self._idle_wait()
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        assert self._wake is not None
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def _setup(self) -> None:
+        if self._loop is None:
+            install_capture()
+            self._captured = True
+            self._loop = asyncio.get_running_loop()
+            self._wake = asyncio.Event()
+            self._slot = asyncio.Event()
+            self._flushed = asyncio.Event()
+
+    async def run_async(self) -> None:
+        """Run until ``stop()`` (or, with ``burst``, until no job is due), then shut down."""
+        await self._setup()
+        pid = PidFile(self.config.pid_file) if self.config.pid_file else None
+        if pid is not None:
+            pid.acquire()
+        unsubscribe = self.store.subscribe(lambda _q: self.wake())
+        subscribe_clock = getattr(self.app.clock, "subscribe", None)
+        if subscribe_clock is not None:
+            subscribe_clock(self.wake)
+        events.emit("worker.start", worker=self.worker_id, queues=self.config.queues or "*", concurrency=self.config.concurrency)
+        services = [asyncio.ensure_future(s()) for s in (self._completer, self._heartbeater, self._maintenance)]
+        try:
+            await self._fetcher()
+            await self._shutdown()
+        finally:
+            for s in services:
+                s.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
+            await self.flush()
+            unsubscribe()
+            if pid is not None:
+                pid.release()
+            self.close()
+            events.emit("worker.stop", worker=self.worker_id, processed=self.processed)
+
+    async def _shutdown(self) -> None:
+        """Give in-flight jobs ``grace`` seconds, then interrupt them and hand them back."""
+        if self.tasks:
+            _, still = await asyncio.wait(set(self.tasks), timeout=self.config.grace)
+            if still:
+                for job_id in list(self.held):
+                    self._stop_job(job_id, SHUTDOWN)
+                _, still = await asyncio.wait(still, timeout=1.0)
+                for t in still:  # sync handlers that ignore ctx.cancelled: stop waiting for them
+                    t.cancel()
+                if still:
+                    await asyncio.wait(still, timeout=1.0)
+        for job, _ctx in list(self.held.values()):  # claimed but waiting for a task slot
+            self.pending.append(Finish(job.id, job.attempt, _outcome_for(SHUTDOWN)))
+        self.held.clear()
+        await self.flush()
+
+    def close(self) -> None:
+        """Release the worker's threads (``run_async`` does this itself when it ends)."""
+        if getattr(self, "_captured", False):
+            self._captured = False
+            uninstall_capture()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self._db.shutdown(wait=True)
+
+    def run(self) -> None:
+        """Blocking entry point with signal handling: the first SIGTERM/SIGINT stops
+        gracefully, a second one exits at once."""
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal)
+            await self.run_async()
+
+        asyncio.run(main())
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            events.emit("worker.stop", worker=self.worker_id, reason="second signal: exiting now")
+            os._exit(130)
+        self._begin_stop()
+
+
+def _outcome_for(reason: str) -> Any:
+    from duly.core.states import Outcome
+
+    return {CANCEL: Outcome.CANCELLED, SHUTDOWN: Outcome.INTERRUPTED}.get(reason, Outcome.INTERRUPTED)

@@ -1,0 +1,75 @@
+"""Connecting to PostgreSQL: URLs, the first connection's errors, and callers' connections."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from duly.core.errors import ConfigurationError, DatabaseUnavailable
+from duly.store.url import redact_url
+
+#: Seconds libpq waits for a server before giving up (unless the URL sets connect_timeout).
+CONNECT_TIMEOUT = 10
+
+
+def normalise_url(url: str) -> str:
+    """A libpq URL: ``postgres://`` and ``postgresql+driver://`` become ``postgresql://``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise DatabaseUnavailable(f"unparseable PostgreSQL URL {redact_url(url)}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "postgresql":
+        return url
+    if scheme == "postgres" or scheme.startswith("postgresql+"):
+        return urlunsplit(parts._replace(scheme="postgresql"))
+    raise ConfigurationError(
+        f"not a PostgreSQL URL: {redact_url(url)}; write postgresql://user@host/dbname"
+    )
+
+
+def connect_kwargs(url: str) -> dict[str, Any]:
+    """Options of every connection the store opens itself (autocommit: each verb decides)."""
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if "connect_timeout" not in url:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT
+    return kwargs
+
+
+def scrub(message: str, url: str) -> str:
+    """``message`` without the URL's password, should the driver ever repeat it."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return message.replace(password, "***") if password else message
+
+
+def unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    detail = scrub(str(exc).strip(), url) or type(exc).__name__
+    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact_url(url)}: {detail}")
+
+
+def first_connection(url: str) -> psycopg.Connection[Any]:
+    """A connection that proves the URL works, or DatabaseUnavailable naming the URL."""
+    try:
+        return psycopg.connect(url, **connect_kwargs(url))
+    except psycopg.Error as exc:
+        raise unavailable(url, exc) from None
+
+
+def caller_connection(conn: Any) -> psycopg.Connection[Any]:
+    """The psycopg connection of a caller's psycopg / SQLAlchemy connection or session."""
+    if isinstance(conn, psycopg.Connection):
+        return conn
+    from duly.store._caller import dbapi_connection
+
+    raw = dbapi_connection(conn)
+    if not isinstance(raw, psycopg.Connection):
+        raise ConfigurationError(
+            "conn= must be a psycopg 3 connection (or a SQLAlchemy one using psycopg), "
+            f"got {type(raw).__name__}"
+        )
+    return raw

@@ -1,0 +1,101 @@
+"""Rows of the PostgreSQL store as domain objects, and items as the arrays of one batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from duly.core.model import Attempt, Finish
+from duly.core.states import JobState, Outcome
+from duly.core.transitions import plan_finish
+from duly.core.model import Job
+
+#: Number of columns of the ``job_columns`` block (rows may carry extra ones after them).
+JOB_WIDTH = 26
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """A timestamptz as an aware UTC datetime, whatever the session's TimeZone."""
+    return None if dt is None else dt.astimezone(UTC)
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def to_job(row: Sequence[Any]) -> Job:
+    """A Job from a ``job_columns`` row (state already presented: scheduled vs queued)."""
+    return Job(
+        id=row[0],
+        task=row[1],
+        queue=row[2],
+        args=json.loads(row[3]),
+        kwargs=json.loads(row[4]),
+        priority=row[5],
+        state=JobState(row[6]),
+        run_at=row[7].astimezone(UTC),
+        expires_at=utc(row[8]),
+        key=row[9],
+        attempt=row[10],
+        errors=row[11],
+        max_attempts=row[12],
+        lease_seconds=row[13],
+        worker_id=row[14],
+        lease_expires_at=utc(row[15]),
+        started_at=utc(row[16]),
+        cancel_requested=row[17],
+        progress_done=row[18],
+        progress_total=row[19],
+        result=_json(row[20]),
+        last_error=row[21],
+        created_at=row[22].astimezone(UTC),
+        updated_at=row[23].astimezone(UTC),
+        finished_at=utc(row[24]),
+        trigger_id=row[25],
+    )
+
+
+def to_attempt(row: Sequence[Any]) -> Attempt:
+    return Attempt(
+        job_id=row[0],
+        attempt=row[1],
+        worker_id=row[2],
+        started_at=utc(row[3]),
+        finished_at=utc(row[4]),
+        outcome=Outcome(row[5]),
+        error_type=row[6],
+        error_message=row[7],
+        traceback=row[8],
+        log=row[9],
+    )
+
+
+def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
+    """The parameters of the ``finish`` query: one array per column, one element per item."""
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "ids", "attempts", "states", "delays", "run_ats", "deltas", "results", "summaries",
+            "finals", "outcomes", "error_types", "error_messages", "tracebacks", "logs",
+        )
+    }  # fmt: skip
+    for item in items:
+        plan = plan_finish(item)
+        err = item.error
+        cols["ids"].append(item.job_id)
+        cols["attempts"].append(item.attempt)
+        cols["states"].append(plan.state.value)
+        cols["delays"].append(None if plan.delay is None else float(plan.delay))
+        cols["run_ats"].append(plan.run_at)
+        cols["deltas"].append(plan.errors_delta)
+        cols["results"].append(item.result_json)
+        cols["summaries"].append(err.summary() if err else None)
+        cols["finals"].append(plan.final)
+        cols["outcomes"].append(item.outcome.value)
+        cols["error_types"].append(err.type if err else None)
+        cols["error_messages"].append(err.message if err else None)
+        cols["tracebacks"].append(err.traceback if err else None)
+        cols["logs"].append(item.log)
+    return cols

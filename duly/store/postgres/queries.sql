@@ -1,0 +1,336 @@
+-- Named queries of the PostgreSQL store (psycopg named placeholders).
+-- {jobs}, {attempts}, {migrations}, {channel} are quoted identifiers; {cols} is the
+-- job_columns block below. %(now)s is NULL under the real clock, so the database's now()
+-- decides; under a virtual clock it carries the clock's time into every statement.
+-- Rows that may make a job due end with one extra column that sends pg_notify on the
+-- channel %(channel)s (NULL: send nothing); it is delivered when the transaction commits.
+
+-- name: job_columns
+id, task, queue, args::text, kwargs::text, priority,
+CASE WHEN state = 'queued' AND run_at > coalesce(%(now)s::timestamptz, now())
+     THEN 'scheduled' ELSE state END,
+run_at, expires_at, key, attempt, errors, max_attempts, lease_seconds, worker_id,
+lease_expires_at, started_at, cancel_requested, progress_done, progress_total, result::text,
+last_error, created_at, updated_at, finished_at, trigger_id
+
+-- name: insert
+WITH ins AS (
+    INSERT INTO {jobs} (task, queue, args, kwargs, priority, state, run_at, expires_at, key,
+                        max_attempts, lease_seconds, trigger_id, created_at, updated_at)
+    SELECT %(task)s::text, %(queue)s::text, %(args)s::jsonb, %(kwargs)s::jsonb,
+           %(priority)s::integer, 'queued',
+           coalesce(%(run_at)s::timestamptz, t.now + %(delay)s::float8 * interval '1 second'),
+           %(expires_at)s::timestamptz, %(key)s::text, %(max_attempts)s::integer,
+           %(lease_seconds)s::float8, %(trigger_id)s::bigint, t.now, t.now
+    FROM (SELECT coalesce(%(now)s::timestamptz, now()) AS now) AS t
+    ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('queued','retrying','running')
+    DO NOTHING
+    RETURNING *
+)
+SELECT {cols},
+       CASE WHEN %(channel)s::text IS NOT NULL
+                 AND run_at <= coalesce(%(now)s::timestamptz, now())
+            THEN pg_notify(%(channel)s::text, queue) IS NULL END
+FROM ins
+
+-- name: live_by_key
+SELECT {cols} FROM {jobs}
+WHERE key = %(key)s::text AND state IN ('queued','retrying','running')
+
+-- name: replace
+WITH upd AS (
+    UPDATE {jobs}
+    SET task = %(task)s::text, queue = %(queue)s::text, args = %(args)s::jsonb,
+        kwargs = %(kwargs)s::jsonb, priority = %(priority)s::integer, state = 'queued',
+        run_at = coalesce(%(run_at)s::timestamptz,
+                          coalesce(%(now)s::timestamptz, now())
+                          + %(delay)s::float8 * interval '1 second'),
+        expires_at = %(expires_at)s::timestamptz, max_attempts = %(max_attempts)s::integer,
+        lease_seconds = %(lease_seconds)s::float8, trigger_id = %(trigger_id)s::bigint,
+        errors = 0, cancel_requested = false, progress_done = NULL, progress_total = NULL,
+        updated_at = coalesce(%(now)s::timestamptz, now())
+    WHERE id = %(id)s::bigint AND state IN ('queued','retrying')
+    RETURNING *
+)
+SELECT {cols},
+       CASE WHEN %(channel)s::text IS NOT NULL
+                 AND run_at <= coalesce(%(now)s::timestamptz, now())
+            THEN pg_notify(%(channel)s::text, queue) IS NULL END
+FROM upd
+
+-- name: sequence_name
+SELECT pg_get_serial_sequence(%(table)s::text, 'id')
+
+-- name: reserve_ids
+-- The bulk insert's ids (ascending) and the time its jobs are created at.
+SELECT coalesce(%(now)s::timestamptz, now()),
+       array(SELECT nextval(%(sequence)s::regclass) FROM generate_series(1, %(n)s::integer))
+
+-- name: copy_jobs
+COPY {jobs} (id, task, queue, args, kwargs, priority, state, run_at, expires_at, key,
+             max_attempts, lease_seconds, trigger_id, created_at, updated_at)
+FROM STDIN
+
+-- name: notify_queues
+SELECT pg_notify(%(channel)s::text, q) IS NULL FROM unnest(%(queues)s::text[]) AS q
+
+-- name: claim_any
+WITH c AS (
+    SELECT id AS claim_id FROM {jobs}
+    WHERE state IN ('queued','retrying')
+      AND run_at <= coalesce(%(now)s::timestamptz, now())
+      AND (expires_at IS NULL OR expires_at > coalesce(%(now)s::timestamptz, now()))
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s::integer
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {jobs}
+SET state = 'running', attempt = attempt + 1, worker_id = %(worker_id)s::text,
+    started_at = coalesce(%(now)s::timestamptz, now()),
+    lease_expires_at = coalesce(%(now)s::timestamptz, now()) + lease_seconds * interval '1 second',
+    updated_at = coalesce(%(now)s::timestamptz, now()),
+    cancel_requested = false, progress_done = NULL, progress_total = NULL
+FROM c
+WHERE id = c.claim_id
+RETURNING {cols}
+
+-- name: claim_queues
+WITH c AS (
+    SELECT id AS claim_id FROM {jobs}
+    WHERE state IN ('queued','retrying')
+      AND run_at <= coalesce(%(now)s::timestamptz, now())
+      AND (expires_at IS NULL OR expires_at > coalesce(%(now)s::timestamptz, now()))
+      AND queue = ANY(%(queues)s::text[])
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s::integer
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {jobs}
+SET state = 'running', attempt = attempt + 1, worker_id = %(worker_id)s::text,
+    started_at = coalesce(%(now)s::timestamptz, now()),
+    lease_expires_at = coalesce(%(now)s::timestamptz, now()) + lease_seconds * interval '1 second',
+    updated_at = coalesce(%(now)s::timestamptz, now()),
+    cancel_requested = false, progress_done = NULL, progress_total = NULL
+FROM c
+WHERE id = c.claim_id
+RETURNING {cols}
+
+-- name: heartbeat
+-- Rows are locked in id order so that batch writers (heartbeat, finish) never deadlock.
+WITH h AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS h(hb_id, hb_attempt)
+), l AS (
+    SELECT j.id AS lock_id, j.attempt AS lock_attempt
+    FROM {jobs} AS j JOIN h ON j.id = h.hb_id AND j.attempt = h.hb_attempt
+    WHERE j.state = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE {jobs}
+SET lease_expires_at = coalesce(%(now)s::timestamptz, now()) + lease_seconds * interval '1 second',
+    updated_at = coalesce(%(now)s::timestamptz, now())
+FROM l
+WHERE id = l.lock_id AND attempt = l.lock_attempt AND state = 'running'
+RETURNING id, cancel_requested
+
+-- name: progress
+UPDATE {jobs}
+SET progress_done = %(done)s::bigint, progress_total = %(total)s::bigint,
+    updated_at = coalesce(%(now)s::timestamptz, now())
+WHERE id = %(id)s::bigint AND attempt = %(attempt)s::integer AND state = 'running'
+
+-- name: finish
+-- One row per item in the arrays (see duly.core.transitions.plan_finish): state, delay or
+-- absolute run_at, errors delta (-1 resets), result, error summary, final; plus the attempt row.
+WITH t AS (
+    SELECT coalesce(%(now)s::timestamptz, now()) AS now
+), v AS (
+    SELECT v.*,
+           coalesce(v.f_run_at, t.now + v.f_delay * interval '1 second') AS f_new_run_at,
+           t.now AS f_now
+    FROM t, unnest(%(ids)s::bigint[], %(attempts)s::integer[], %(states)s::text[],
+                   %(delays)s::float8[], %(run_ats)s::timestamptz[], %(deltas)s::integer[],
+                   %(results)s::text[], %(summaries)s::text[], %(finals)s::boolean[],
+                   %(outcomes)s::text[], %(error_types)s::text[], %(error_messages)s::text[],
+                   %(tracebacks)s::text[], %(logs)s::text[])
+         AS v(f_id, f_attempt, f_state, f_delay, f_run_at, f_delta, f_result, f_summary,
+              f_final, f_outcome, f_error_type, f_error_message, f_traceback, f_log)
+), l AS (
+    SELECT j.id AS lock_id
+    FROM {jobs} AS j JOIN v ON j.id = v.f_id AND j.attempt = v.f_attempt
+    WHERE j.state = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), u AS (
+    UPDATE {jobs} AS j
+    SET state = CASE WHEN v.f_state = 'retrying' AND j.expires_at IS NOT NULL
+                          AND v.f_new_run_at >= j.expires_at
+                     THEN 'expired' ELSE v.f_state END,
+        run_at = coalesce(v.f_new_run_at, j.run_at),
+        errors = CASE WHEN v.f_delta < 0 THEN 0 ELSE j.errors + v.f_delta END,
+        result = v.f_result::jsonb,
+        last_error = coalesce(v.f_summary, j.last_error),
+        lease_expires_at = NULL,
+        cancel_requested = false,
+        finished_at = CASE WHEN v.f_final OR (v.f_state = 'retrying' AND j.expires_at IS NOT NULL
+                                              AND v.f_new_run_at >= j.expires_at)
+                           THEN v.f_now END,
+        updated_at = v.f_now
+    FROM v, l
+    WHERE j.id = l.lock_id AND j.id = v.f_id AND j.attempt = v.f_attempt AND j.state = 'running'
+    RETURNING j.id, j.attempt, j.worker_id, j.started_at, j.queue, j.state
+), a AS (
+    INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
+                            error_type, error_message, traceback, log)
+    SELECT u.id, u.attempt, u.worker_id, u.started_at, v.f_now, v.f_outcome, v.f_error_type,
+           v.f_error_message, v.f_traceback, v.f_log
+    FROM u JOIN v ON v.f_id = u.id AND v.f_attempt = u.attempt
+    RETURNING job_id, attempt
+), n AS (
+    SELECT count(pg_notify(%(channel)s::text, u.queue)) AS sent FROM u WHERE u.state = 'queued'
+)
+SELECT a.job_id, a.attempt, n.sent FROM a, n
+
+-- name: rescue
+-- Attempts whose lease ran out end as 'lost' (counted); their jobs wait again (now), fail
+-- when no attempts are left, or expire when past expires_at. Waiting jobs past their expiry
+-- expire. Rows another transaction holds are skipped: the next rescue takes them.
+WITH t AS (
+    SELECT coalesce(%(now)s::timestamptz, now()) AS now
+), r AS (
+    SELECT r.id AS rescue_id FROM {jobs} AS r, t
+    WHERE r.state = 'running' AND r.lease_expires_at < t.now
+    ORDER BY r.id
+    FOR UPDATE OF r SKIP LOCKED
+), u AS (
+    UPDATE {jobs} AS j
+    SET state = CASE WHEN j.errors + 1 >= j.max_attempts THEN 'failed'
+                     WHEN j.expires_at IS NOT NULL AND j.expires_at <= t.now THEN 'expired'
+                     ELSE 'retrying' END,
+        errors = j.errors + 1,
+        run_at = t.now,
+        lease_expires_at = NULL,
+        cancel_requested = false,
+        last_error = 'LeaseExpired: worker ' || coalesce(j.worker_id, '?')
+                     || ' stopped renewing the lease of attempt ' || j.attempt,
+        finished_at = CASE WHEN j.errors + 1 >= j.max_attempts
+                                OR (j.expires_at IS NOT NULL AND j.expires_at <= t.now)
+                           THEN t.now END,
+        updated_at = t.now
+    FROM r, t
+    WHERE j.id = r.rescue_id AND j.state = 'running' AND j.lease_expires_at < t.now
+    RETURNING j.id, j.attempt, j.worker_id, j.started_at, j.last_error, t.now AS rescued_at
+), a AS (
+    INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
+                            error_type, error_message, traceback, log)
+    SELECT id, attempt, worker_id, started_at, rescued_at, 'lost', 'LeaseExpired', last_error,
+           NULL, NULL
+    FROM u
+), x AS (
+    SELECT x.id AS expire_id FROM {jobs} AS x, t
+    WHERE x.state IN ('queued','retrying') AND x.expires_at IS NOT NULL AND x.expires_at <= t.now
+    FOR UPDATE OF x SKIP LOCKED
+), e AS (
+    UPDATE {jobs} AS j
+    SET state = 'expired', finished_at = t.now, updated_at = t.now
+    FROM x, t
+    WHERE j.id = x.expire_id AND j.state IN ('queued','retrying') AND j.expires_at <= t.now
+)
+SELECT id, attempt FROM u ORDER BY id
+
+-- name: cancel
+-- A waiting job is cancelled at once; a running one gets a cancel request.
+UPDATE {jobs}
+SET state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END,
+    cancel_requested = (state = 'running') OR cancel_requested,
+    finished_at = CASE WHEN state = 'running' THEN finished_at
+                       ELSE coalesce(%(now)s::timestamptz, now()) END,
+    updated_at = coalesce(%(now)s::timestamptz, now())
+WHERE id = %(id)s::bigint AND state IN ('queued','retrying','running')
+RETURNING {cols}
+
+-- name: retry
+WITH r AS (
+    UPDATE {jobs}
+    SET state = 'queued', run_at = coalesce(%(now)s::timestamptz, now()), errors = 0,
+        finished_at = NULL, cancel_requested = false,
+        expires_at = CASE WHEN expires_at IS NOT NULL
+                               AND expires_at <= coalesce(%(now)s::timestamptz, now())
+                          THEN NULL ELSE expires_at END,
+        updated_at = coalesce(%(now)s::timestamptz, now())
+    WHERE id = %(id)s::bigint AND state IN ('failed','cancelled','expired')
+    RETURNING *
+)
+SELECT {cols}, pg_notify(%(channel)s::text, queue) IS NULL FROM r
+
+-- name: delete
+WITH d AS (
+    DELETE FROM {jobs} WHERE id = %(id)s::bigint RETURNING id
+), a AS (
+    DELETE FROM {attempts} WHERE job_id = %(id)s::bigint
+)
+SELECT count(*) FROM d
+
+-- name: get_job
+SELECT {cols} FROM {jobs} WHERE id = %(id)s::bigint
+
+-- name: list_jobs
+-- Every filter is optional (NULL: not applied); run unprepared so each call gets a plan
+-- for the filters it uses.
+SELECT {cols} FROM {jobs}
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(state)s::text IS NULL
+       OR (%(state)s::text = 'scheduled' AND state = 'queued'
+           AND run_at > coalesce(%(now)s::timestamptz, now()))
+       OR (%(state)s::text = 'queued' AND state = 'queued'
+           AND run_at <= coalesce(%(now)s::timestamptz, now()))
+       OR (%(state)s::text NOT IN ('scheduled','queued') AND state = %(state)s::text))
+  AND (%(task)s::text IS NULL OR task = %(task)s::text)
+  AND (%(text)s::text IS NULL
+       OR task ILIKE %(text)s::text OR key ILIKE %(text)s::text
+       OR args::text ILIKE %(text)s::text OR kwargs::text ILIKE %(text)s::text
+       OR last_error ILIKE %(text)s::text)
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+ORDER BY id DESC
+LIMIT %(limit)s::integer
+
+-- name: attempts
+SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error_type,
+       error_message, traceback, log
+FROM {attempts} WHERE job_id = %(id)s::bigint ORDER BY attempt
+
+-- name: stats
+SELECT queue,
+       CASE WHEN state = 'queued' AND run_at > coalesce(%(now)s::timestamptz, now())
+            THEN 'scheduled' ELSE state END AS presented,
+       count(*)
+FROM {jobs}
+GROUP BY queue, presented
+
+-- name: next_run_at
+SELECT min(run_at) FROM {jobs}
+WHERE state IN ('queued','retrying')
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+
+-- name: now
+SELECT coalesce(%(now)s::timestamptz, now())
+
+-- name: listen
+LISTEN {channel}
+
+-- name: migrate_lock
+-- Held until the migrating transaction ends, so concurrent migrators run one after another.
+SELECT pg_advisory_xact_lock(hashtext(%(lock)s::text))
+
+-- name: create_migrations
+CREATE TABLE IF NOT EXISTS {migrations} (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL
+)
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM {migrations}
+
+-- name: record_migration
+INSERT INTO {migrations} (version, applied_at) VALUES (%(version)s::integer, now())
