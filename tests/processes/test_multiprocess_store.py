@@ -1,0 +1,357 @@
+"""The store's promises hold across real OS processes, on SQLite and on PostgreSQL.
+
+Each child is a fresh interpreter (``spawn``) that builds its own ``duly.App`` on the test's
+database under the real clock, so nothing is shared with the parent but the database. Children
+open their store first, then wait on a Barrier or an Event, so that the racing calls start
+together. Results come back through a multiprocessing Queue as plain tuples.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.synchronize
+import queue
+import sqlite3
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import duly
+from duly.core.model import ClaimParams, Finish
+from duly.core.states import JobState, Outcome
+from tests.conftest import Backend
+from tests.helpers import wait_until
+
+SPAWN = multiprocessing.get_context("spawn")
+START_TIMEOUT = 60.0  # seconds a child may wait for its siblings (spawn start-up is slow)
+
+
+# ---- running children ----------------------------------------------------------------
+
+
+def _child_main(
+    target: Callable[..., Any], index: int, results: Any, args: tuple[Any, ...]
+) -> None:
+    """Run ``target(*args)`` in the child and report its return value or its traceback."""
+    try:
+        results.put((index, True, target(*args)))
+    except BaseException:  # noqa: BLE001 - every failure must reach the parent
+        results.put((index, False, traceback.format_exc()))
+
+
+class Children:
+    """Spawned processes of one test; ``results`` gathers what each returned, in start order."""
+
+    def __init__(self) -> None:
+        self._results = SPAWN.Queue()
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+
+    def start(self, target: Callable[..., Any], *args: Any) -> None:
+        index = len(self._procs)
+        proc = SPAWN.Process(
+            target=_child_main, args=(target, index, self._results, args), daemon=True
+        )
+        proc.start()
+        self._procs.append(proc)
+
+    def results(self, timeout: float = 60.0) -> list[Any]:
+        """Every child's return value; fails with the children's tracebacks if any raised."""
+        deadline = time.monotonic() + timeout
+        got: dict[int, tuple[bool, Any]] = {}
+        while len(got) < len(self._procs):
+            try:
+                index, ok, value = self._results.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                missing = sorted(set(range(len(self._procs))) - set(got))
+                raise AssertionError(
+                    f"children {missing} did not report within {timeout}s"
+                ) from None
+            got[index] = (ok, value)
+        for proc in self._procs:
+            proc.join(timeout=30)
+        errors = [f"child {i}:\n{value}" for i, (ok, value) in sorted(got.items()) if not ok]
+        assert not errors, "\n".join(errors)
+        return [got[i][1] for i in range(len(self._procs))]
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(timeout=10)
+        self._results.close()
+        self._results.join_thread()
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    kids = Children()
+    try:
+        yield kids
+    finally:
+        kids.stop()
+
+
+def _open_app(url: str, prefix: str) -> duly.App:
+    """A child's own App under the real clock, its store opened (connected, schema checked)."""
+    app = duly.App(url, prefix=prefix)
+    app.store  # noqa: B018
+    return app
+
+
+def _created_schema(backend: Backend) -> duly.App:
+    """The parent's App (real clock, like the children's), with the schema in place."""
+    app = backend.app()
+    app.store  # noqa: B018 - PostgreSQL: children do not migrate
+    return app
+
+
+# ---- child bodies (module level, so that spawn can import them) -----------------------
+
+
+def _claim_until_empty(
+    url: str, prefix: str, worker_id: str, start: multiprocessing.synchronize.Barrier
+) -> list[tuple[int, int]]:
+    """Claim batches of 50 and finish them until a claim comes back empty.
+
+    The first claims of all children race each other; every child then waits, holding its
+    first batch, until all hold one. Without that rendezvous SQLite's lock (whose busy waiters
+    sleep) lets the fastest processes drain the queue before a slow-starting one gets a turn.
+    """
+    app = _open_app(url, prefix)
+    try:
+        start.wait(START_TIMEOUT)
+        jobs = app.store.claim(ClaimParams(worker_id, limit=50))
+        if not jobs:
+            start.abort()
+            raise RuntimeError(f"{worker_id}: first claim found nothing in a queue of 10,000")
+        start.wait(START_TIMEOUT)
+        claimed: list[tuple[int, int]] = []
+        while jobs:
+            claimed.extend((job.id, job.attempt) for job in jobs)
+            stale = app.store.finish(
+                [Finish(job.id, job.attempt, Outcome.SUCCEEDED) for job in jobs]
+            )
+            if stale:
+                raise RuntimeError(
+                    f"{worker_id}: finishing its own fresh claims was refused: {stale}"
+                )
+            jobs = app.store.claim(ClaimParams(worker_id, limit=50))
+        return claimed
+    finally:
+        app.close()
+
+
+def _enqueue_new(
+    url: str, prefix: str, key: str, tag: str, start: multiprocessing.synchronize.Barrier
+) -> tuple[str, int]:
+    app = _open_app(url, prefix)
+    try:
+        start.wait(START_TIMEOUT)
+        try:
+            return "job", app.enqueue("race", args=[tag], key=key, mode="new").id
+        except duly.DuplicateKey as exc:
+            return "duplicate", exc.job_id
+    finally:
+        app.close()
+
+
+def _enqueue_ignore(
+    url: str, prefix: str, key: str, tag: str, start: multiprocessing.synchronize.Barrier
+) -> tuple[int, bool]:
+    app = _open_app(url, prefix)
+    try:
+        start.wait(START_TIMEOUT)
+        result = app.enqueue_result("race", args=[tag], key=key, mode="ignore")
+        return result.job.id, result.created
+    finally:
+        app.close()
+
+
+def _in_transaction(conn: Any) -> bool:
+    if isinstance(conn, sqlite3.Connection):
+        return conn.in_transaction
+    from psycopg.pq import TransactionStatus
+
+    return bool(conn.info.transaction_status == TransactionStatus.INTRANS)
+
+
+def _hold_key_then_roll_back(
+    url: str,
+    backend_name: str,
+    prefix: str,
+    key: str,
+    ready: multiprocessing.synchronize.Barrier,
+    held_info: Any,
+    release: multiprocessing.synchronize.Event,
+) -> dict[str, Any]:
+    """Process A: enqueue ``key`` inside its own open transaction, hold it, roll it back."""
+    app = _open_app(url, prefix)
+    try:
+        ready.wait(START_TIMEOUT)  # B's store is open before A takes SQLite's write lock
+        if backend_name == "sqlite":
+            conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=10)
+            pid = None
+        else:
+            import psycopg
+
+            conn = psycopg.connect(url)
+            pid = conn.info.backend_pid
+        try:
+            job = app.enqueue("race", args=["A"], key=key, mode="new", conn=conn)
+            if not _in_transaction(conn):
+                raise RuntimeError("A's enqueue left no open transaction to roll back")
+            held_info.put((job.id, pid))
+            if not release.wait(START_TIMEOUT):
+                raise RuntimeError("A was never told to roll back")
+            conn.rollback()
+            return {"job_id": job.id, "rolled_back_at": time.monotonic()}
+        finally:
+            conn.close()
+    finally:
+        app.close()
+
+
+def _enqueue_key_while_held(
+    url: str,
+    prefix: str,
+    key: str,
+    ready: multiprocessing.synchronize.Barrier,
+    held: multiprocessing.synchronize.Event,
+    entering: multiprocessing.synchronize.Event,
+) -> dict[str, Any]:
+    """Process B: once A holds ``key`` uncommitted, enqueue it with mode ``ignore``."""
+    app = _open_app(url, prefix)
+    try:
+        ready.wait(START_TIMEOUT)
+        if not held.wait(START_TIMEOUT):
+            raise RuntimeError("A never reported holding the key")
+        entering.set()
+        result = app.enqueue_result("race", args=["B"], key=key, mode="ignore")
+        return {"job_id": result.job.id, "created": result.created, "returned_at": time.monotonic()}
+    finally:
+        app.close()
+
+
+# ---- tests ---------------------------------------------------------------------------
+
+
+def _count(app: duly.App, state: JobState) -> int:
+    return sum(q[state] for q in app.stats())
+
+
+@pytest.mark.slow
+def test_eight_processes_claim_ten_thousand_jobs_each_exactly_once(
+    backend: Backend, children: Children
+) -> None:
+    app = _created_schema(backend)
+    ids = app.enqueue_many([duly.Enqueue("noop", args=[i]) for i in range(10_000)])
+    assert len(set(ids)) == 10_000
+    start = SPAWN.Barrier(8)
+    for n in range(8):
+        children.start(_claim_until_empty, backend.url, backend.prefix, f"worker-{n}", start)
+
+    per_child: list[list[tuple[int, int]]] = children.results(timeout=120)
+
+    claims = [pair for claimed in per_child for pair in claimed]
+    times_claimed = Counter(job_id for job_id, _ in claims)
+    assert [job_id for job_id, n in times_claimed.items() if n > 1] == []
+    assert set(times_claimed) == set(ids)
+    assert {attempt for _, attempt in claims} == {1}
+    assert all(per_child), f"claims per child: {[len(c) for c in per_child]}"
+    assert _count(app, JobState.SUCCEEDED) == 10_000
+    assert sum(sum(q.counts.values()) for q in app.stats()) == 10_000
+
+
+@pytest.mark.slow
+def test_sixteen_processes_enqueue_one_key_mode_new_exactly_one_wins(
+    backend: Backend, children: Children
+) -> None:
+    app = _created_schema(backend)
+    start = SPAWN.Barrier(16)
+    for n in range(16):
+        children.start(_enqueue_new, backend.url, backend.prefix, "report:2030-01", f"c{n}", start)
+
+    outcomes: list[tuple[str, int]] = children.results()
+
+    jobs = app.jobs(limit=100)
+    assert len(jobs) == 1
+    winner = jobs[0]
+    assert winner.key == "report:2030-01"
+    assert sorted(kind for kind, _ in outcomes) == ["duplicate"] * 15 + ["job"]
+    assert {job_id for _, job_id in outcomes} == {winner.id}
+
+
+@pytest.mark.slow
+def test_sixteen_processes_enqueue_one_key_mode_ignore_all_get_the_same_job(
+    backend: Backend, children: Children
+) -> None:
+    app = _created_schema(backend)
+    start = SPAWN.Barrier(16)
+    for n in range(16):
+        children.start(_enqueue_ignore, backend.url, backend.prefix, "sync:42", f"c{n}", start)
+
+    outcomes: list[tuple[int, bool]] = children.results()
+
+    jobs = app.jobs(limit=100)
+    assert len(jobs) == 1
+    assert {job_id for job_id, _ in outcomes} == {jobs[0].id}
+    assert sum(created for _, created in outcomes) == 1
+
+
+def _blocked_by(url: str, pid: int) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (pid,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_key_held_by_a_transaction_that_rolls_back_goes_to_the_waiting_enqueuer(
+    backend: Backend, children: Children
+) -> None:
+    app = _created_schema(backend)
+    key = "invoice:7"
+    ready = SPAWN.Barrier(2)
+    held_info = SPAWN.Queue()
+    held, entering, release = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
+    try:
+        children.start(
+            _hold_key_then_roll_back,
+            backend.url,
+            backend.name,
+            backend.prefix,
+            key,
+            ready,
+            held_info,
+            release,
+        )
+        children.start(
+            _enqueue_key_while_held, backend.url, backend.prefix, key, ready, held, entering
+        )
+
+        a_job_id, a_pid = held_info.get(timeout=START_TIMEOUT)
+        held.set()
+        assert entering.wait(START_TIMEOUT), "B never started its enqueue"
+        if backend.name == "postgres":
+            wait_until(
+                lambda: _blocked_by(backend.url, a_pid),
+                what="B's insert waiting on A's transaction",
+            )
+        assert app.jobs() == [], "A's uncommitted job is visible outside its transaction"
+        release.set()
+        a, b = children.results()
+    finally:
+        held_info.close()
+        held_info.join_thread()
+
+    assert a["job_id"] == a_job_id
+    assert b["returned_at"] >= a["rolled_back_at"], "B returned before A's transaction ended"
+    assert b["created"] is True
+    holders = [job for job in app.jobs(limit=100) if job.key == key]
+    assert [(job.id, job.args) for job in holders] == [(b["job_id"], ["B"])]
