@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+
 import psycopg
 
 from duly.store.postgres._conn import connect_kwargs, scrub

@@ -7,13 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from duly.core.model import Attempt, Finish
+from duly.core.model import Attempt, Finish, Job
 from duly.core.states import JobState, Outcome
 from duly.core.transitions import plan_finish
-from duly.core.model import Job
-
-#: Number of columns of the ``job_columns`` block (rows may carry extra ones after them).
-JOB_WIDTH = 26
 
 
 def utc(dt: datetime | None) -> datetime | None:

@@ -80,6 +80,7 @@ WITH c AS (
     WHERE state IN ('queued','retrying')
       AND run_at <= coalesce(%(now)s::timestamptz, now())
       AND (expires_at IS NULL OR expires_at > coalesce(%(now)s::timestamptz, now()))
+      AND task <> ALL(%(exclude_tasks)s::text[])
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s::integer
     FOR UPDATE SKIP LOCKED
@@ -101,6 +102,7 @@ WITH c AS (
       AND run_at <= coalesce(%(now)s::timestamptz, now())
       AND (expires_at IS NULL OR expires_at > coalesce(%(now)s::timestamptz, now()))
       AND queue = ANY(%(queues)s::text[])
+      AND task <> ALL(%(exclude_tasks)s::text[])
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s::integer
     FOR UPDATE SKIP LOCKED

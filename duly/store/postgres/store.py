@@ -1,0 +1,470 @@
+"""The PostgreSQL store: many workers on many machines, one database.
+
+How it keeps the rules of DESIGN §7: the database's ``now()`` decides every due time and
+lease under the real clock (a virtual clock's time is passed instead); claims take due rows
+``FOR UPDATE SKIP LOCKED`` in one statement; every write after a claim is fenced by
+``(id, attempt, state = 'running')``; batch writers lock rows in id order so they never
+deadlock one another; key uniqueness is a partial unique index with ``ON CONFLICT``;
+NOTIFY only wakes workers up. The schema is not migrated on construction (run
+``duly migrate``, or pass ``auto_migrate=True``); migrations run under an advisory lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from duly.core.clock import Clock
+from duly.core.errors import (
+    DuplicateKey,
+    InvalidTransition,
+    JobNotFound,
+    SchemaOutdated,
+    StaleAttempt,
+)
+from duly.core.model import (
+    Attempt,
+    ClaimParams,
+    EnqueueParams,
+    EnqueueResult,
+    Finish,
+    HeartbeatResult,
+    Held,
+    Job,
+    JobFilter,
+    KeyMode,
+    QueueStats,
+)
+from duly.core.states import JobState, Outcome
+from duly.store import _sql
+from duly.store.postgres import _conn
+from duly.store.postgres._listen import Listener
+from duly.store.postgres._rows import finish_arrays, to_attempt, to_job, utc
+from duly.store.url import redact_url
+
+PACKAGE = "duly.store.postgres"
+#: How often enqueue retries when the live holder of a key vanishes between conflict and read.
+KEY_RACE_RETRIES = 50
+#: Seconds the constructor waits for the pool's first connections.
+POOL_OPEN_TIMEOUT = 10.0
+#: Seconds a verb waits for a free pooled connection before failing (PoolTimeout).
+POOL_TIMEOUT = 30.0
+
+Rows = list[tuple[Any, ...]]
+Run = Callable[..., Rows]
+
+
+class PostgresStore:
+    backend = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        prefix: str = "duly_",
+        auto_migrate: bool = False,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> None:
+        self.clock = clock
+        self.url = redact_url(url)
+        self._dsn = _conn.normalise_url(url)
+        self.prefix = _sql.check_prefix(prefix)
+        self.channel = prefix + "jobs"
+        names: dict[str, sql.Composable] = {
+            t: sql.Identifier(prefix + t) for t in _sql.TABLES + _sql.INDEXES
+        }
+        names["channel"] = sql.Identifier(self.channel)
+        self._names = names
+        raw = _sql.load_queries(PACKAGE)
+        names["cols"] = sql.SQL(raw.pop("job_columns"))
+        self._q: dict[str, str] = {k: self._render(v) for k, v in raw.items()}
+        self._sequence: str | None = None
+        self._closed = False
+        with _conn.first_connection(self._dsn) as first:
+            if auto_migrate:
+                self._migrate_on(first)
+            else:
+                self._check_schema(first)
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self._dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=_conn.connect_kwargs(self._dsn),
+            open=True,
+            check=ConnectionPool.check_connection,
+            timeout=POOL_TIMEOUT,
+            name=f"duly:{self.url}",
+        )
+        try:
+            self._pool.wait(timeout=POOL_OPEN_TIMEOUT)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise _conn.unavailable(self._dsn, exc) from None
+        self._listener = Listener(self._dsn, self._q["listen"])
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _render(self, text: str) -> str:
+        return sql.SQL(text).format(**self._names).as_string(None)
+
+    def _now_param(self) -> datetime | None:
+        """NULL under the real clock (the SQL uses the database's now()), else the clock's time."""
+        return self.clock.now() if self.clock.virtual else None
+
+    @contextmanager
+    def _connection(self, transaction: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        with self._pool.connection() as conn:
+            if transaction:
+                with conn.transaction():
+                    yield conn
+            else:
+                yield conn
+
+    def _run(self, name: str, params: dict[str, Any], prepare: bool | None = None) -> Rows:
+        """One statement on a pooled connection, committed at once (autocommit)."""
+        with self._pool.connection() as conn:
+            return _fetch(conn, self._q[name], params, prepare)
+
+    @staticmethod
+    def _runner(conn: psycopg.Connection[Any]) -> Run:
+        def run(query: str, params: dict[str, Any], prepare: bool | None = None) -> Rows:
+            return _fetch(conn, query, params, prepare)
+
+        return run
+
+    # -- schema --------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        with _conn.first_connection(self._dsn) as conn:
+            return self._migrate_on(conn)
+
+    def _migrate_on(self, conn: psycopg.Connection[Any]) -> list[int]:
+        applied = []
+        with conn.transaction():
+            conn.execute(self._q["migrate_lock"], {"lock": "duly:migrate:" + self.prefix})
+            conn.execute(self._q["create_migrations"])
+            current = _fetch(conn, self._q["schema_version"], {})[0][0]
+            for version, text in _sql.load_migrations(PACKAGE):
+                if version <= current:
+                    continue
+                conn.execute(self._render(text))
+                conn.execute(self._q["record_migration"], {"version": version})
+                applied.append(version)
+        return applied
+
+    def _version_on(self, conn: psycopg.Connection[Any]) -> int:
+        try:
+            return int(_fetch(conn, self._q["schema_version"], {})[0][0])
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+    def _check_schema(self, conn: psycopg.Connection[Any]) -> None:
+        current = self._version_on(conn)
+        latest = _sql.load_migrations(PACKAGE)[-1][0]
+        if current < latest:
+            raise SchemaOutdated(
+                f"the duly tables (prefix {self.prefix!r}) in {self.url} are at schema version "
+                f"{current}, this duly needs version {latest}: run `duly migrate` "
+                f"(with DULY_DATABASE_URL or --database pointing at that database)"
+            )
+
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            return self._version_on(conn)
+
+    # -- time ----------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        if self.clock.virtual:
+            return self.clock.now()
+        found: datetime = self._run("now", {"now": None})[0][0]
+        return found.astimezone(UTC)
+
+    # -- producing -----------------------------------------------------------------------
+
+    def _params(
+        self, p: EnqueueParams, now: datetime | None, channel: str | None
+    ) -> dict[str, Any]:
+        return {
+            "task": p.task, "queue": p.queue, "args": p.args_json, "kwargs": p.kwargs_json,
+            "priority": p.priority, "run_at": p.run_at, "delay": float(p.delay or 0.0),
+            "expires_at": p.expires_at, "key": p.key, "max_attempts": p.max_attempts,
+            "lease_seconds": float(p.lease_seconds), "trigger_id": p.trigger_id, "now": now,
+            "channel": channel,
+        }  # fmt: skip
+
+    def _resolve(self, run: Run, p: EnqueueParams, params: dict[str, Any]) -> EnqueueResult:
+        """Insert, or settle the key conflict by the key mode; retried while holders vanish."""
+        for _ in range(KEY_RACE_RETRIES):
+            rows = run(self._q["insert"], params)
+            if rows:
+                return EnqueueResult(to_job(rows[0]), True)
+            found = run(self._q["live_by_key"], params)
+            if not found:
+                continue  # the holder finished between our conflict and our read
+            holder = to_job(found[0])
+            if p.key_mode is KeyMode.IGNORE:
+                return EnqueueResult(holder, False)
+            if p.key_mode is KeyMode.NEW:
+                raise DuplicateKey(p.key or "", holder.id)
+            if holder.state is JobState.RUNNING:
+                raise InvalidTransition(
+                    f"job {holder.id} holding key {p.key!r} is running and cannot be replaced; "
+                    "wait for it to finish or cancel it"
+                )
+            rows = run(self._q["replace"], {**params, "id": holder.id})
+            if rows:
+                return EnqueueResult(to_job(rows[0]), True)
+        raise RuntimeError(f"key {p.key!r}: the live job kept changing; enqueue gave up")
+
+    def enqueue(self, params: EnqueueParams, conn: Any = None) -> EnqueueResult:
+        values = self._params(params, self._now_param(), self.channel)
+        if conn is not None:
+            return self._resolve(self._runner(_conn.caller_connection(conn)), params, values)
+        with self._connection() as own:
+            return self._resolve(self._runner(own), params, values)
+
+    def enqueue_many(self, params: Sequence[EnqueueParams], conn: Any = None) -> list[int]:
+        if not params:
+            return []
+        if conn is not None:
+            return self._enqueue_many_on(_conn.caller_connection(conn), params)
+        with self._connection(transaction=True) as own:
+            return self._enqueue_many_on(own, params)
+
+    def _enqueue_many_on(
+        self, conn: psycopg.Connection[Any], params: Sequence[EnqueueParams]
+    ) -> list[int]:
+        if any(p.key is not None for p in params):
+            ids, due = self._insert_keyed(conn, params)
+        else:
+            ids, due = self._copy(conn, params)
+        if due:
+            _fetch(conn, self._q["notify_queues"], {"channel": self.channel, "queues": sorted(due)})
+        return ids
+
+    def _copy(
+        self, conn: psycopg.Connection[Any], params: Sequence[EnqueueParams]
+    ) -> tuple[list[int], set[str]]:
+        """COPY keyless jobs with ids reserved from the identity sequence beforehand."""
+        if self._sequence is None:
+            table = self._names["jobs"].as_string(conn)
+            self._sequence = _fetch(conn, self._q["sequence_name"], {"table": table})[0][0]
+        now, ids = _fetch(
+            conn, self._q["reserve_ids"],
+            {"now": self._now_param(), "sequence": self._sequence, "n": len(params)},
+        )[0]  # fmt: skip
+        ids.sort()
+        due: set[str] = set()
+        with conn.cursor() as cur, cur.copy(self._q["copy_jobs"]) as copy:
+            for job_id, p in zip(ids, params, strict=True):
+                run_at = (
+                    p.run_at if p.run_at is not None else now + timedelta(seconds=p.delay or 0.0)
+                )
+                if run_at <= now:
+                    due.add(p.queue)
+                copy.write_row((
+                    job_id, p.task, p.queue, p.args_json, p.kwargs_json, p.priority, "queued",
+                    run_at, p.expires_at, None, p.max_attempts, p.lease_seconds, p.trigger_id,
+                    now, now,
+                ))  # fmt: skip
+        return ids, due
+
+    def _insert_keyed(
+        self, conn: psycopg.Connection[Any], params: Sequence[EnqueueParams]
+    ) -> tuple[list[int], set[str]]:
+        """Pipelined inserts; key conflicts are then settled one by one, in input order."""
+        now = self._now_param()
+        values = [self._params(p, now, None) for p in params]
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.executemany(self._q["insert"], values, returning=True)
+            first: list[tuple[Any, ...] | None] = []
+            while True:
+                first.append(cur.fetchone())
+                if not cur.nextset():
+                    break
+        ids, due, run = [], set(), self._runner(conn)
+        for p, v, row in zip(params, values, first, strict=True):
+            if row is not None:
+                job, created = to_job(row), True
+            else:
+                result = self._resolve(run, p, v)
+                job, created = result.job, result.created
+            ids.append(job.id)
+            if created and job.state is JobState.QUEUED:
+                due.add(job.queue)
+        return ids, due
+
+    # -- consuming -----------------------------------------------------------------------
+
+    def claim(self, params: ClaimParams) -> list[Job]:
+        if params.limit <= 0:
+            return []
+        values: dict[str, Any] = {
+            "now": self._now_param(), "worker_id": params.worker_id, "limit": params.limit,
+            "exclude_tasks": list(params.exclude_tasks),
+        }  # fmt: skip
+        if params.queues is None:
+            rows = self._run("claim_any", values, prepare=True)
+        else:
+            rows = self._run(
+                "claim_queues", {**values, "queues": list(params.queues)}, prepare=True
+            )
+        jobs = [to_job(r) for r in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return jobs
+
+    def heartbeat(self, worker_id: str, held: Sequence[Held]) -> HeartbeatResult:
+        if not held:
+            return HeartbeatResult(frozenset(), frozenset())
+        rows = self._run(
+            "heartbeat",
+            {
+                "now": self._now_param(),
+                "ids": [h.job_id for h in held],
+                "attempts": [h.attempt for h in held],
+            },
+            prepare=True,
+        )
+        alive = {r[0] for r in rows}
+        stale = frozenset(h.job_id for h in held if h.job_id not in alive)
+        return HeartbeatResult(stale, frozenset(r[0] for r in rows if r[1]))
+
+    def set_progress(self, held: Held, done: int, total: int | None) -> None:
+        values = {
+            "now": self._now_param(),
+            "id": held.job_id,
+            "attempt": held.attempt,
+            "done": done,
+            "total": total,
+        }
+        with self._pool.connection() as conn:
+            if conn.execute(self._q["progress"], values).rowcount == 0:
+                raise StaleAttempt(held.job_id, held.attempt)
+
+    def finish(self, items: Sequence[Finish]) -> list[Finish]:
+        if not items:
+            return []
+        # An exact repeat of an (id, attempt) in one batch is stale: the first one ended it.
+        first: dict[tuple[int, int], int] = {}
+        for n, item in enumerate(items):
+            first.setdefault((item.job_id, item.attempt), n)
+        batch = [items[n] for n in sorted(first.values())]
+        values: dict[str, Any] = {"now": self._now_param(), "channel": self.channel}
+        values.update(finish_arrays(batch))
+        done = {(r[0], r[1]) for r in self._run("finish", values, prepare=True)}
+        return [
+            item for n, item in enumerate(items)
+            if (item.job_id, item.attempt) not in done or first[(item.job_id, item.attempt)] != n
+        ]  # fmt: skip
+
+    def rescue(self) -> list[Held]:
+        return [Held(r[0], r[1]) for r in self._run("rescue", {"now": self._now_param()})]
+
+    # -- steering ------------------------------------------------------------------------
+
+    def _current(self, job_id: int) -> Job:
+        job = self.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def cancel(self, job_id: int) -> Job:
+        rows = self._run("cancel", {"now": self._now_param(), "id": job_id})
+        if not rows:
+            current = self._current(job_id)
+            raise InvalidTransition(
+                f"job {job_id} is {current.state}; only waiting or running jobs can be cancelled"
+            )
+        return to_job(rows[0])
+
+    def retry(self, job_id: int) -> Job:
+        values = {"now": self._now_param(), "id": job_id, "channel": self.channel}
+        try:
+            rows = self._run("retry", values)
+        except psycopg.errors.UniqueViolation:
+            key = self._current(job_id).key
+            holder = self._run("live_by_key", {"now": None, "key": key})
+            raise DuplicateKey(key or "", holder[0][0] if holder else -1) from None
+        if not rows:
+            current = self._current(job_id)
+            raise InvalidTransition(
+                f"job {job_id} is {current.state}; only failed, cancelled or expired jobs can be retried"
+            )
+        return to_job(rows[0])
+
+    def delete(self, job_id: int) -> bool:
+        return bool(self._run("delete", {"id": job_id})[0][0])
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job | None:
+        rows = self._run("get_job", {"now": self._now_param(), "id": job_id})
+        return to_job(rows[0]) if rows else None
+
+    def list_jobs(self, flt: JobFilter) -> list[Job]:
+        text = None
+        if flt.text:
+            text = (
+                "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
+        values = {
+            "now": self._now_param(),
+            "queue": flt.queue,
+            "state": None if flt.state is None else flt.state.value,
+            "task": flt.task,
+            "text": text,
+            "before_id": flt.before_id,
+            "ids": list(flt.ids) if flt.ids else None,
+            "limit": max(1, min(flt.limit, 1000)),
+        }
+        return [to_job(r) for r in self._run("list_jobs", values, prepare=False)]
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        out = [to_attempt(r) for r in self._run("attempts", {"id": job_id})]
+        job = self.get_job(job_id)
+        if job is not None and job.state is JobState.RUNNING:
+            out.append(
+                Attempt(job.id, job.attempt, job.worker_id, job.started_at, None, Outcome.RUNNING)
+            )
+        return out
+
+    def stats(self) -> list[QueueStats]:
+        counts: dict[str, dict[JobState, int]] = {}
+        for queue, state, n in self._run("stats", {"now": self._now_param()}):
+            counts.setdefault(queue, {})[JobState(state)] = n
+        return [
+            QueueStats(q, {s: c.get(s, 0) for s in JobState}) for q, c in sorted(counts.items())
+        ]
+
+    def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:
+        rows = self._run("next_run_at", {"queues": None if queues is None else list(queues)})
+        return utc(rows[0][0]) if rows else None
+
+    # -- wake-ups ------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        return self._listener.add(callback)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._listener.close()
+            self._pool.close()
+
+
+def _fetch(
+    conn: psycopg.Connection[Any], query: str, params: dict[str, Any], prepare: bool | None = None
+) -> Rows:
+    """Execute on ``conn`` with plain tuple rows (whatever the caller's row factory)."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query, params, prepare=prepare)
+        return cur.fetchall() if cur.description is not None else []
