@@ -162,6 +162,8 @@ class Finish:
     retry_in: float | None = None
     run_at: datetime | None = None
     log: str | None = None
+    progress_done: int | None = None  # last progress reported, persisted with the outcome
+    progress_total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

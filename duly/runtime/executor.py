@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import inspect
 import json
 import time
@@ -118,6 +119,10 @@ class Executor:
             finish = self._returned(job, ctx, value)
         finally:
             self.running.pop(job.id, None)
+        if finish is not None and ctx.progress_done is not None:
+            finish = dataclasses.replace(
+                finish, progress_done=ctx.progress_done, progress_total=ctx.progress_total
+            )
         if finish is not None:
             await self._after(job, finish, time.monotonic() - started)
         return finish
@@ -166,6 +171,12 @@ class Executor:
             return Finish(job.id, job.attempt, Outcome.CANCELLED, log=log())
         if reason == SHUTDOWN:
             return Finish(job.id, job.attempt, Outcome.INTERRUPTED, log=log())
+        if type(exc).__name__ == "HandlerError":  # raised in a child process (isolation)
+            name = getattr(exc, "type_name", "")
+            if name == "Abort":
+                exc = Abort(str(exc))
+            elif name == "NoRetry":
+                exc = NoRetry(str(exc))
         if isinstance(exc, Abort):
             ctx.log(f"aborted: {exc}" if str(exc) else "aborted")
             return Finish(job.id, job.attempt, Outcome.SUCCEEDED, log=log())
@@ -177,6 +188,8 @@ class Executor:
                 info = ErrorInfo("Stalled", str(exc))
             else:
                 info = ErrorInfo("TimeoutError", str(exc))
+        elif type(exc).__name__ == "HandlerError":
+            info = ErrorInfo(getattr(exc, "type_name", "Error"), str(exc), getattr(exc, "tb", None))
         else:
             tb = "".join(traceback.format_exception(exc))
             info = ErrorInfo.from_exception(exc, tb)

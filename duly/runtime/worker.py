@@ -51,6 +51,8 @@ class WorkerConfig:
     dynamic_concurrency: Callable[[], int] | None = None
     pid_file: str | None = None
     worker_id: str | None = None
+    isolation: str = "thread"  # or "process": one child process per job (needs app_path)
+    app_path: str | None = None  # module:attribute of the App, for process isolation
 
 
 class Worker:
@@ -80,7 +82,15 @@ class Worker:
         self._signals = 0
 
     def _isolated(self) -> Any:
-        return None
+        if self.config.isolation == "thread":
+            return None
+        if self.config.isolation != "process":
+            raise ValueError(f"isolation must be 'thread' or 'process', got {self.config.isolation!r}")
+        if not self.config.app_path:
+            raise ValueError("isolation='process' needs app_path='module:app' so children can load the tasks")
+        from duly.runtime.isolation import ProcessRunner
+
+        return ProcessRunner(self.config.app_path)
 
     # -- helpers ------------------------------------------------------------------------
 

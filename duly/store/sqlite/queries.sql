@@ -67,9 +67,11 @@ WHERE id = ? AND attempt = ? AND state = 'running'
 
 -- name: finish
 -- ?1 state, ?2 new run_at (NULL keeps), ?3 errors delta (-1 resets), ?4 result, ?5 error text,
--- ?6 now, ?7 id, ?8 attempt, ?9 final (0/1)
+-- ?6 now, ?7 id, ?8 attempt, ?9 final (0/1), ?10 progress done, ?11 progress total
 UPDATE {jobs}
-SET state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
+SET progress_done = coalesce(?10, progress_done),
+    progress_total = CASE WHEN ?10 IS NULL THEN progress_total ELSE ?11 END,
+    state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
                  THEN 'expired' ELSE ?1 END,
     run_at = COALESCE(?2, run_at),
     errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,

@@ -408,7 +408,7 @@ class SQLiteStore:
                     (
                         plan.state.value, run_at, plan.errors_delta, item.result_json,
                         err.summary() if err else None, now, item.job_id, item.attempt,
-                        1 if plan.final else 0,
+                        1 if plan.final else 0, item.progress_done, item.progress_total,
                     ),  # fmt: skip
                 ).fetchone()
                 if row is None:
