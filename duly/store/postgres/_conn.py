@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from duly.core.errors import ConfigurationError, DatabaseUnavailable
 from duly.store.url import redact_url
@@ -73,3 +74,12 @@ def caller_connection(conn: Any) -> psycopg.Connection[Any]:
             f"got {type(raw).__name__}"
         )
     return raw
+
+
+def fetch(
+    conn: psycopg.Connection[Any], query: str, params: dict[str, Any], prepare: bool | None = None
+) -> list[tuple[Any, ...]]:
+    """Execute on ``conn`` with plain tuple rows (whatever the caller's row factory is)."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query, params, prepare=prepare)
+        return cur.fetchall() if cur.description is not None else []

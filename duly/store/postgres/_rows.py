@@ -75,6 +75,7 @@ def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         for k in (
             "ids", "attempts", "states", "delays", "run_ats", "deltas", "results", "summaries",
             "finals", "outcomes", "error_types", "error_messages", "tracebacks", "logs",
+            "progress_done", "progress_total",
         )
     }  # fmt: skip
     for item in items:
@@ -94,4 +95,7 @@ def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         cols["error_messages"].append(err.message if err else None)
         cols["tracebacks"].append(err.traceback if err else None)
         cols["logs"].append(item.log)
+        # last progress reported, persisted with the outcome (None keeps the stored one)
+        cols["progress_done"].append(getattr(item, "progress_done", None))
+        cols["progress_total"].append(getattr(item, "progress_total", None))
     return cols

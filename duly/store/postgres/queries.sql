@@ -154,9 +154,11 @@ WITH t AS (
                    %(delays)s::float8[], %(run_ats)s::timestamptz[], %(deltas)s::integer[],
                    %(results)s::text[], %(summaries)s::text[], %(finals)s::boolean[],
                    %(outcomes)s::text[], %(error_types)s::text[], %(error_messages)s::text[],
-                   %(tracebacks)s::text[], %(logs)s::text[])
+                   %(tracebacks)s::text[], %(logs)s::text[], %(progress_done)s::bigint[],
+                   %(progress_total)s::bigint[])
          AS v(f_id, f_attempt, f_state, f_delay, f_run_at, f_delta, f_result, f_summary,
-              f_final, f_outcome, f_error_type, f_error_message, f_traceback, f_log)
+              f_final, f_outcome, f_error_type, f_error_message, f_traceback, f_log,
+              f_progress_done, f_progress_total)
 ), l AS (
     SELECT j.id AS lock_id
     FROM {jobs} AS j JOIN v ON j.id = v.f_id AND j.attempt = v.f_attempt
@@ -177,6 +179,9 @@ WITH t AS (
         finished_at = CASE WHEN v.f_final OR (v.f_state = 'retrying' AND j.expires_at IS NOT NULL
                                               AND v.f_new_run_at >= j.expires_at)
                            THEN v.f_now END,
+        progress_done = coalesce(v.f_progress_done, j.progress_done),
+        progress_total = CASE WHEN v.f_progress_done IS NULL THEN j.progress_total
+                              ELSE v.f_progress_total END,
         updated_at = v.f_now
     FROM v, l
     WHERE j.id = l.lock_id AND j.id = v.f_id AND j.attempt = v.f_attempt AND j.state = 'running'

@@ -11,14 +11,12 @@ NOTIFY only wakes workers up. The schema is not migrated on construction (run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from duly.core.clock import Clock
@@ -39,26 +37,24 @@ from duly.core.model import (
     Held,
     Job,
     JobFilter,
-    KeyMode,
     QueueStats,
 )
 from duly.core.states import JobState, Outcome
 from duly.store import _sql
 from duly.store.postgres import _conn
+from duly.store.postgres._conn import fetch
 from duly.store.postgres._listen import Listener
+from duly.store.postgres._produce import Producer
 from duly.store.postgres._rows import finish_arrays, to_attempt, to_job, utc
 from duly.store.url import redact_url
 
 PACKAGE = "duly.store.postgres"
-#: How often enqueue retries when the live holder of a key vanishes between conflict and read.
-KEY_RACE_RETRIES = 50
 #: Seconds the constructor waits for the pool's first connections.
 POOL_OPEN_TIMEOUT = 10.0
 #: Seconds a verb waits for a free pooled connection before failing (PoolTimeout).
 POOL_TIMEOUT = 30.0
 
 Rows = list[tuple[Any, ...]]
-Run = Callable[..., Rows]
 
 
 class PostgresStore:
@@ -86,7 +82,6 @@ class PostgresStore:
         raw = _sql.load_queries(PACKAGE)
         names["cols"] = sql.SQL(raw.pop("job_columns"))
         self._q: dict[str, str] = {k: self._render(v) for k, v in raw.items()}
-        self._sequence: str | None = None
         self._closed = False
         with _conn.first_connection(self._dsn) as first:
             if auto_migrate:
@@ -109,6 +104,9 @@ class PostgresStore:
             self._pool.close()
             raise _conn.unavailable(self._dsn, exc) from None
         self._listener = Listener(self._dsn, self._q["listen"])
+        self._producer = Producer(
+            self._q, sql.Identifier(prefix + "jobs"), self.channel, self._now_param
+        )
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -119,26 +117,10 @@ class PostgresStore:
         """NULL under the real clock (the SQL uses the database's now()), else the clock's time."""
         return self.clock.now() if self.clock.virtual else None
 
-    @contextmanager
-    def _connection(self, transaction: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        with self._pool.connection() as conn:
-            if transaction:
-                with conn.transaction():
-                    yield conn
-            else:
-                yield conn
-
     def _run(self, name: str, params: dict[str, Any], prepare: bool | None = None) -> Rows:
         """One statement on a pooled connection, committed at once (autocommit)."""
         with self._pool.connection() as conn:
-            return _fetch(conn, self._q[name], params, prepare)
-
-    @staticmethod
-    def _runner(conn: psycopg.Connection[Any]) -> Run:
-        def run(query: str, params: dict[str, Any], prepare: bool | None = None) -> Rows:
-            return _fetch(conn, query, params, prepare)
-
-        return run
+            return fetch(conn, self._q[name], params, prepare)
 
     # -- schema --------------------------------------------------------------------------
 
@@ -151,7 +133,7 @@ class PostgresStore:
         with conn.transaction():
             conn.execute(self._q["migrate_lock"], {"lock": "duly:migrate:" + self.prefix})
             conn.execute(self._q["create_migrations"])
-            current = _fetch(conn, self._q["schema_version"], {})[0][0]
+            current = fetch(conn, self._q["schema_version"], {})[0][0]
             for version, text in _sql.load_migrations(PACKAGE):
                 if version <= current:
                     continue
@@ -162,7 +144,7 @@ class PostgresStore:
 
     def _version_on(self, conn: psycopg.Connection[Any]) -> int:
         try:
-            return int(_fetch(conn, self._q["schema_version"], {})[0][0])
+            return int(fetch(conn, self._q["schema_version"], {})[0][0])
         except psycopg.errors.UndefinedTable:
             return 0
 
@@ -190,118 +172,19 @@ class PostgresStore:
 
     # -- producing -----------------------------------------------------------------------
 
-    def _params(
-        self, p: EnqueueParams, now: datetime | None, channel: str | None
-    ) -> dict[str, Any]:
-        return {
-            "task": p.task, "queue": p.queue, "args": p.args_json, "kwargs": p.kwargs_json,
-            "priority": p.priority, "run_at": p.run_at, "delay": float(p.delay or 0.0),
-            "expires_at": p.expires_at, "key": p.key, "max_attempts": p.max_attempts,
-            "lease_seconds": float(p.lease_seconds), "trigger_id": p.trigger_id, "now": now,
-            "channel": channel,
-        }  # fmt: skip
-
-    def _resolve(self, run: Run, p: EnqueueParams, params: dict[str, Any]) -> EnqueueResult:
-        """Insert, or settle the key conflict by the key mode; retried while holders vanish."""
-        for _ in range(KEY_RACE_RETRIES):
-            rows = run(self._q["insert"], params)
-            if rows:
-                return EnqueueResult(to_job(rows[0]), True)
-            found = run(self._q["live_by_key"], params)
-            if not found:
-                continue  # the holder finished between our conflict and our read
-            holder = to_job(found[0])
-            if p.key_mode is KeyMode.IGNORE:
-                return EnqueueResult(holder, False)
-            if p.key_mode is KeyMode.NEW:
-                raise DuplicateKey(p.key or "", holder.id)
-            if holder.state is JobState.RUNNING:
-                raise InvalidTransition(
-                    f"job {holder.id} holding key {p.key!r} is running and cannot be replaced; "
-                    "wait for it to finish or cancel it"
-                )
-            rows = run(self._q["replace"], {**params, "id": holder.id})
-            if rows:
-                return EnqueueResult(to_job(rows[0]), True)
-        raise RuntimeError(f"key {p.key!r}: the live job kept changing; enqueue gave up")
-
     def enqueue(self, params: EnqueueParams, conn: Any = None) -> EnqueueResult:
-        values = self._params(params, self._now_param(), self.channel)
         if conn is not None:
-            return self._resolve(self._runner(_conn.caller_connection(conn)), params, values)
-        with self._connection() as own:
-            return self._resolve(self._runner(own), params, values)
+            return self._producer.enqueue(_conn.caller_connection(conn), params)
+        with self._pool.connection() as own:
+            return self._producer.enqueue(own, params)
 
     def enqueue_many(self, params: Sequence[EnqueueParams], conn: Any = None) -> list[int]:
         if not params:
             return []
         if conn is not None:
-            return self._enqueue_many_on(_conn.caller_connection(conn), params)
-        with self._connection(transaction=True) as own:
-            return self._enqueue_many_on(own, params)
-
-    def _enqueue_many_on(
-        self, conn: psycopg.Connection[Any], params: Sequence[EnqueueParams]
-    ) -> list[int]:
-        if any(p.key is not None for p in params):
-            ids, due = self._insert_keyed(conn, params)
-        else:
-            ids, due = self._copy(conn, params)
-        if due:
-            _fetch(conn, self._q["notify_queues"], {"channel": self.channel, "queues": sorted(due)})
-        return ids
-
-    def _copy(
-        self, conn: psycopg.Connection[Any], params: Sequence[EnqueueParams]
-    ) -> tuple[list[int], set[str]]:
-        """COPY keyless jobs with ids reserved from the identity sequence beforehand."""
-        if self._sequence is None:
-            table = self._names["jobs"].as_string(conn)
-            self._sequence = _fetch(conn, self._q["sequence_name"], {"table": table})[0][0]
-        now, ids = _fetch(
-            conn, self._q["reserve_ids"],
-            {"now": self._now_param(), "sequence": self._sequence, "n": len(params)},
-        )[0]  # fmt: skip
-        ids.sort()
-        due: set[str] = set()
-        with conn.cursor() as cur, cur.copy(self._q["copy_jobs"]) as copy:
-            for job_id, p in zip(ids, params, strict=True):
-                run_at = (
-                    p.run_at if p.run_at is not None else now + timedelta(seconds=p.delay or 0.0)
-                )
-                if run_at <= now:
-                    due.add(p.queue)
-                copy.write_row((
-                    job_id, p.task, p.queue, p.args_json, p.kwargs_json, p.priority, "queued",
-                    run_at, p.expires_at, None, p.max_attempts, p.lease_seconds, p.trigger_id,
-                    now, now,
-                ))  # fmt: skip
-        return ids, due
-
-    def _insert_keyed(
-        self, conn: psycopg.Connection[Any], params: Sequence[EnqueueParams]
-    ) -> tuple[list[int], set[str]]:
-        """Pipelined inserts; key conflicts are then settled one by one, in input order."""
-        now = self._now_param()
-        values = [self._params(p, now, None) for p in params]
-        with conn.cursor(row_factory=tuple_row) as cur:
-            cur.executemany(self._q["insert"], values, returning=True)
-            first: list[tuple[Any, ...] | None] = []
-            while True:
-                first.append(cur.fetchone())
-                if not cur.nextset():
-                    break
-        ids, due, run = [], set(), self._runner(conn)
-        for p, v, row in zip(params, values, first, strict=True):
-            if row is not None:
-                job, created = to_job(row), True
-            else:
-                result = self._resolve(run, p, v)
-                job, created = result.job, result.created
-            ids.append(job.id)
-            if created and job.state is JobState.QUEUED:
-                due.add(job.queue)
-        return ids, due
+            return self._producer.enqueue_many(_conn.caller_connection(conn), params)
+        with self._pool.connection() as own, own.transaction():
+            return self._producer.enqueue_many(own, params)
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -459,12 +342,3 @@ class PostgresStore:
             self._closed = True
             self._listener.close()
             self._pool.close()
-
-
-def _fetch(
-    conn: psycopg.Connection[Any], query: str, params: dict[str, Any], prepare: bool | None = None
-) -> Rows:
-    """Execute on ``conn`` with plain tuple rows (whatever the caller's row factory)."""
-    with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query, params, prepare=prepare)
-        return cur.fetchall() if cur.description is not None else []
