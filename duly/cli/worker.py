@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -56,6 +57,16 @@ def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str |
     except AlreadyRunning as exc:
         err_console.print(f"[red]not starting:[/red] {exc}")
         sys.exit(5)
+    if worker.abandoned:
+        # Handlers that ignored the stop request still run in pool threads, and the
+        # interpreter joins those at exit: the process would outlive --grace by as long as
+        # they take. Their jobs are already handed back (interrupted), so leave now.
+        events.emit("worker.stop", worker=worker.worker_id, reason="handlers ignored the stop request",
+                    abandoned=worker.abandoned)  # fmt: skip
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _child_argv(argv: list[str]) -> list[str]:

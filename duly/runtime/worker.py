@@ -80,6 +80,9 @@ class Worker:
         self._flushed: asyncio.Event | None = None
         self._last_heartbeat_ok = time.monotonic()
         self._signals = 0
+        #: Jobs whose sync handlers ignored the shutdown request and still run in their
+        #: threads after ``run`` returned (their jobs were handed back as interrupted).
+        self.abandoned = 0
 
     def _isolated(self) -> Any:
         if self.config.isolation == "thread":
@@ -406,6 +409,7 @@ class Worker:
                 for t in still:  # sync handlers that ignore ctx.cancelled: stop waiting for them
                     t.cancel()
                 if still:
+                    self.abandoned = len(still)
                     await asyncio.wait(still, timeout=1.0)
         for job, _ctx in list(self.held.values()):  # claimed but waiting for a task slot
             self.pending.append(Finish(job.id, job.attempt, _outcome_for(SHUTDOWN)))
