@@ -78,6 +78,7 @@ class Worker:
         self._wake: asyncio.Event | None = None
         self._slot: asyncio.Event | None = None
         self._flushed: asyncio.Event | None = None
+        self._flush_lock = asyncio.Lock()
         self._last_heartbeat_ok = time.monotonic()
         self._signals = 0
         #: Jobs whose sync handlers ignored the shutdown request and still run in their
@@ -179,11 +180,22 @@ class Worker:
     # -- completer ----------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Persist every pending outcome in one fenced batch."""
+        """Persist every pending outcome in one fenced batch.
+
+        One flush at a time: a caller waits for a batch another flush (the completer) has
+        taken and is writing, so when ``await flush()`` returns every outcome pending at the
+        call is in the database. A batch handed to the database thread is written even if
+        the flush awaiting it is cancelled (shutdown cancels the completer; ``close`` waits
+        for the database thread)."""
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         while self.pending:
             batch, self.pending = self.pending, []
+            submitted = asyncio.wrap_future(self._db.submit(self.store.finish, batch))
             try:
-                stale = await self._call(self.store.finish, batch)
+                stale = await asyncio.shield(submitted)
             except Exception as exc:  # noqa: BLE001 - keep outcomes and retry
                 events.emit("worker.db_error", where="finish", error=repr(exc))
                 self.pending[:0] = batch
