@@ -58,6 +58,7 @@ async def adrain(
     worker = Worker(app, queues=queues, concurrency=concurrency, worker_id="drain")
     result = DrainResult()
     clock = app.clock
+    stuck = 0
     try:
         while result.runs < max_runs:
             ran = await worker.run_once()
@@ -70,6 +71,12 @@ async def adrain(
             if not (advance and getattr(clock, "virtual", False)):
                 break
             nxt = app.store.next_run_at(queues)
+            if nxt is not None and nxt <= clock.now():
+                stuck += 1
+                if stuck > 3:  # due but nothing claimable (e.g. other queues): stop
+                    break
+                continue
+            stuck = 0
             if nxt is None or (until is not None and nxt > until):
                 if until is not None:
                     clock.set(until)  # type: ignore[attr-defined]

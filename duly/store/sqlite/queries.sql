@@ -28,7 +28,7 @@ RETURNING {cols}
 -- name: claim_any
 UPDATE {jobs}
 SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?,
-    lease_expires_at = ? + lease_seconds, updated_at = ?, cancel_requested = 0,
+    lease_expires_at = ? + CAST(lease_seconds * 1000000 AS INTEGER), updated_at = ?, cancel_requested = 0,
     progress_done = NULL, progress_total = NULL
 WHERE id IN (
     SELECT id FROM {jobs} INDEXED BY {jobs_fetch}
@@ -42,7 +42,7 @@ RETURNING {cols}
 -- name: claim_queues
 UPDATE {jobs}
 SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?,
-    lease_expires_at = ? + lease_seconds, updated_at = ?, cancel_requested = 0,
+    lease_expires_at = ? + CAST(lease_seconds * 1000000 AS INTEGER), updated_at = ?, cancel_requested = 0,
     progress_done = NULL, progress_total = NULL
 WHERE id IN (
     SELECT id FROM {jobs} INDEXED BY {jobs_fetch}
@@ -56,7 +56,7 @@ RETURNING {cols}
 
 -- name: heartbeat
 UPDATE {jobs}
-SET lease_expires_at = ? + lease_seconds, updated_at = ?
+SET lease_expires_at = ? + CAST(lease_seconds * 1000000 AS INTEGER), updated_at = ?
 WHERE id = ? AND attempt = ? AND state = 'running'
 RETURNING cancel_requested
 
@@ -159,7 +159,7 @@ SELECT min(run_at) FROM {jobs} WHERE state IN ('queued','retrying')
 SELECT coalesce(max(version), 0) FROM {migrations}
 
 -- name: create_migrations
-CREATE TABLE IF NOT EXISTS {migrations} (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)
+CREATE TABLE IF NOT EXISTS {migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)
 
 -- name: record_migration
 INSERT INTO {migrations} (version, applied_at) VALUES (?, ?)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,12 +60,25 @@ NETWORK_FS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "afs", "fuse.sshfs", "9p",
 BUSY_RETRIES = 20
 
 
-def _ts(dt: datetime | None) -> float | None:
-    return None if dt is None else dt.timestamp()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+def _us(dt: datetime) -> int:
+    """Exact microseconds since the epoch (how SQLite stores every time)."""
+    return (dt - EPOCH) // _US
+
+
+def _ts(dt: datetime | None) -> int | None:
+    return None if dt is None else _us(dt)
+
+
+def _dt(us: int | None) -> datetime | None:
+    return None if us is None else EPOCH + timedelta(microseconds=us)
+
+
+def _delay(seconds: float) -> int:
+    return int(round(seconds * 1_000_000))
 
 
 def quote_ident(name: str) -> str:
@@ -191,8 +204,8 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         return self._shared.conn
 
-    def _now(self) -> float:
-        return self.clock.now().timestamp()
+    def _now(self) -> int:
+        return _us(self.clock.now())
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -235,7 +248,7 @@ class SQLiteStore:
         with self._shared.lock:
             return self._conn.execute(query, params).fetchall()
 
-    def _job(self, row: Sequence[Any], now: float) -> Job:
+    def _job(self, row: Sequence[Any], now: int) -> Job:
         state = row[6]
         run_at = row[7]
         if state == "queued" and run_at > now:
@@ -248,7 +261,7 @@ class SQLiteStore:
             kwargs=json.loads(row[4]),
             priority=row[5],
             state=JobState(state),
-            run_at=datetime.fromtimestamp(run_at, UTC),
+            run_at=EPOCH + timedelta(microseconds=run_at),
             expires_at=_dt(row[8]),
             key=row[9],
             attempt=row[10],
@@ -263,8 +276,8 @@ class SQLiteStore:
             progress_total=row[19],
             result=None if row[20] is None else json.loads(row[20]),
             last_error=row[21],
-            created_at=datetime.fromtimestamp(row[22], UTC),
-            updated_at=datetime.fromtimestamp(row[23], UTC),
+            created_at=EPOCH + timedelta(microseconds=row[22]),
+            updated_at=EPOCH + timedelta(microseconds=row[23]),
             finished_at=_dt(row[24]),
             trigger_id=row[25],
         )
@@ -281,7 +294,7 @@ class SQLiteStore:
                     continue
                 for statement in _split_statements(text.format(**self._names)):
                     cur.execute(statement)
-                cur.execute(self._q["record_migration"], (version, time.time()))
+                cur.execute(self._q["record_migration"], (version, _us(datetime.now(UTC))))
                 applied.append(version)
         return applied
 
@@ -290,14 +303,14 @@ class SQLiteStore:
 
     # -- producing -----------------------------------------------------------------------
 
-    def _row_params(self, p: EnqueueParams, now: float) -> tuple[Any, ...]:
-        run_at = _ts(p.run_at) if p.run_at is not None else now + (p.delay or 0.0)
+    def _row_params(self, p: EnqueueParams, now: int) -> tuple[Any, ...]:
+        run_at = _ts(p.run_at) if p.run_at is not None else now + _delay(p.delay or 0.0)
         return (
             p.task, p.queue, p.args_json, p.kwargs_json, p.priority, run_at,
             _ts(p.expires_at), p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
         )  # fmt: skip
 
-    def _enqueue_on(self, cur: Any, p: EnqueueParams, now: float) -> EnqueueResult:
+    def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
         params = self._row_params(p, now)
         row = cur.execute(self._q["insert"], params).fetchone()
         if row is not None:
@@ -397,9 +410,9 @@ class SQLiteStore:
             for item in items:
                 plan = plan_finish(item)
                 if plan.run_at is not None:
-                    run_at: float | None = plan.run_at.timestamp()
+                    run_at: int | None = _us(plan.run_at)
                 elif plan.delay is not None:
-                    run_at = now + plan.delay
+                    run_at = now + _delay(plan.delay)
                 else:
                     run_at = None
                 err = item.error

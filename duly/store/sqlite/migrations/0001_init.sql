@@ -1,4 +1,5 @@
--- duly schema version 1 (SQLite). Times are UTC seconds since the epoch (REAL).
+-- duly schema version 1 (SQLite). Times are UTC microseconds since the epoch (INTEGER),
+-- exact, so a time read back and written again compares equal.
 CREATE TABLE {jobs} (
     id               INTEGER PRIMARY KEY,
     task             TEXT    NOT NULL,
@@ -8,25 +9,25 @@ CREATE TABLE {jobs} (
     priority         INTEGER NOT NULL DEFAULT 0,
     state            TEXT    NOT NULL CHECK (state IN
                         ('queued','running','retrying','succeeded','failed','cancelled','expired')),
-    run_at           REAL    NOT NULL,
-    expires_at       REAL,
+    run_at           INTEGER NOT NULL,
+    expires_at       INTEGER,
     key              TEXT,
     attempt          INTEGER NOT NULL DEFAULT 0,
     errors           INTEGER NOT NULL DEFAULT 0,
     max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
     lease_seconds    REAL    NOT NULL CHECK (lease_seconds > 0),
     worker_id        TEXT,
-    lease_expires_at REAL,
-    started_at       REAL,
+    lease_expires_at INTEGER,
+    started_at       INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     progress_done    INTEGER,
     progress_total   INTEGER,
     result           TEXT,
     last_error       TEXT,
     trigger_id       INTEGER,
-    created_at       REAL    NOT NULL,
-    updated_at       REAL    NOT NULL,
-    finished_at      REAL,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    finished_at      INTEGER,
     CHECK ((state = 'running') = (lease_expires_at IS NOT NULL))
 );
 -- The claim walks this index in exactly the claim order.
@@ -43,8 +44,8 @@ CREATE TABLE {attempts} (
     job_id        INTEGER NOT NULL,
     attempt       INTEGER NOT NULL,
     worker_id     TEXT,
-    started_at    REAL,
-    finished_at   REAL,
+    started_at    INTEGER,
+    finished_at   INTEGER,
     outcome       TEXT    NOT NULL,
     error_type    TEXT,
     error_message TEXT,
@@ -59,7 +60,7 @@ CREATE TABLE {workers} (
     pid          INTEGER NOT NULL,
     queues       TEXT,
     concurrency  INTEGER NOT NULL,
-    started_at   REAL NOT NULL,
-    last_seen_at REAL NOT NULL,
+    started_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
     stopping     INTEGER NOT NULL DEFAULT 0
 );
