@@ -82,7 +82,7 @@ def _child_argv(argv: list[str]) -> list[str]:
         if a.startswith(("--processes=", "--pid-file=")):
             continue
         out.append(a)
-    return [sys.executable, "-m", "duly", *out]
+    return [sys.executable, "-m", "duly.cli", *out]  # the package itself has no __main__
 
 
 @click.command("demo")
