@@ -116,7 +116,10 @@ class Executor:
                 raise
             finish = self._failed(job, ctx, opts, exc)
         else:
-            finish = self._returned(job, ctx, value)
+            if ctx.cancel_reason in (TIMEOUT, STALLED):  # returned after being told to stop
+                finish = self._failed(job, ctx, opts, TimeoutError(f"task {job.task!r} was stopped: {ctx.cancel_reason}"))
+            else:
+                finish = self._returned(job, ctx, value)
         finally:
             self.running.pop(job.id, None)
         if finish is not None and ctx.progress_done is not None:

@@ -90,14 +90,7 @@ class Doorbell:
                 if entry not in self._listeners:
                     return
                 self._listeners.remove(entry)
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            with contextlib.suppress(OSError):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                s.sendto(b"stop", sock.getsockname())
-                s.close()
-            thread.join(timeout=1)
-            sock.close()
+            _stop_listener(sock, path, thread)
 
         return stop
 
@@ -108,16 +101,25 @@ class Doorbell:
     def close(self) -> None:
         with self._lock:
             entries = list(self._listeners)
-        for sock, path, thread in entries:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            with contextlib.suppress(OSError):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                s.sendto(b"stop", path)
-                s.close()
-            sock.close()
-        with self._lock:
             self._listeners.clear()
             if self._sender is not None:
                 self._sender.close()
                 self._sender = None
+        for sock, path, thread in entries:
+            _stop_listener(sock, path, thread)
+
+
+def _stop_listener(sock: socket.socket, path: str, thread: threading.Thread) -> None:
+    """Wake the pump thread with a "stop" datagram, then remove the socket."""
+    poke = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        poke.sendto(b"stop", path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    finally:
+        poke.close()
+    thread.join(timeout=2)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    sock.close()
