@@ -269,12 +269,20 @@ class Worker:
             if stall and job.id in self.executor.running and now - ctx.progress_changed_at > stall:
                 self._stop_job(job.id, STALLED)
 
+    def heartbeat_every(self) -> float:
+        """Seconds between heartbeats: ``heartbeat_interval``, but at most a third of the
+        shortest lease held, so a job with a short lease is renewed before it runs out."""
+        every = self.config.heartbeat_interval
+        if self.held:
+            every = min(every, min(job.lease_seconds for job, _ in self.held.values()) / 3)
+        return max(every, 0.05)
+
     async def _heartbeater(self) -> None:
         last = 0.0
         while True:
-            await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
+            await asyncio.sleep(min(1.0, self.heartbeat_every()))
             await self.progress_once()
-            if time.monotonic() - last >= self.config.heartbeat_interval:
+            if time.monotonic() - last >= self.heartbeat_every():
                 last = time.monotonic()
                 await self.heartbeat_once()
 
