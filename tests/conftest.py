@@ -35,9 +35,13 @@ def pg_url() -> str:
     url = os.environ.get("DULY_TEST_PG_URL")
     if not url:
         try:
+            import warnings
+
             import pgserver
 
-            _pg_server = pgserver.get_server(tempfile.mkdtemp(prefix="duly-pg-"), cleanup_mode="stop")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+                _pg_server = pgserver.get_server(tempfile.mkdtemp(prefix="duly-pg-"), cleanup_mode="stop")
             url = _pg_server.get_uri()
         except Exception as exc:  # noqa: BLE001
             if IN_CI:
