@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -83,3 +84,21 @@ def fetch(
     with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(query, params, prepare=prepare)
         return cur.fetchall() if cur.description is not None else []
+
+
+def alive(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle pooled connection still works, without a round trip when it can tell.
+
+    An idle connection has nothing to read; when its socket is readable the server has sent
+    something (most often: it terminated the backend and closed the socket), and one empty
+    query tells a live connection from a dead one.
+    """
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        if readable:
+            conn.execute("")
+    except (psycopg.Error, OSError, ValueError):
+        return False
+    return True

@@ -118,13 +118,16 @@ WHERE id = c.claim_id
 RETURNING {cols}
 
 -- name: heartbeat
--- Rows are locked in id order so that batch writers (heartbeat, finish) never deadlock.
+-- Batch writers (heartbeat, finish) lock their rows in id order first, so that they never
+-- deadlock one another, and reach them by primary key only. The fence is computed on the
+-- locked row (the latest version), then the UPDATE joins the lock CTE by id alone: no filter
+-- on jobs that a partial index could serve, so stale statistics on a busy queue table
+-- cannot turn the plan quadratic.
 WITH h AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS h(hb_id, hb_attempt)
 ), l AS (
-    SELECT j.id AS lock_id, j.attempt AS lock_attempt
-    FROM {jobs} AS j JOIN h ON j.id = h.hb_id AND j.attempt = h.hb_attempt
-    WHERE j.state = 'running'
+    SELECT j.id AS lock_id, (j.state = 'running' AND j.attempt = h.hb_attempt) AS fenced
+    FROM h JOIN {jobs} AS j ON j.id = h.hb_id
     ORDER BY j.id
     FOR UPDATE OF j
 )
@@ -132,7 +135,7 @@ UPDATE {jobs}
 SET lease_expires_at = coalesce(%(now)s::timestamptz, now()) + lease_seconds * interval '1 second',
     updated_at = coalesce(%(now)s::timestamptz, now())
 FROM l
-WHERE id = l.lock_id AND attempt = l.lock_attempt AND state = 'running'
+WHERE id = l.lock_id AND l.fenced
 RETURNING id, cancel_requested
 
 -- name: progress
@@ -160,38 +163,39 @@ WITH t AS (
               f_final, f_outcome, f_error_type, f_error_message, f_traceback, f_log,
               f_progress_done, f_progress_total)
 ), l AS (
-    SELECT j.id AS lock_id
-    FROM {jobs} AS j JOIN v ON j.id = v.f_id AND j.attempt = v.f_attempt
-    WHERE j.state = 'running'
+    -- lock in id order, fence on the locked row (see heartbeat)
+    SELECT v.*, j.id AS lock_id, (j.state = 'running' AND j.attempt = v.f_attempt) AS fenced
+    FROM v JOIN {jobs} AS j ON j.id = v.f_id
     ORDER BY j.id
     FOR UPDATE OF j
 ), u AS (
     UPDATE {jobs} AS j
-    SET state = CASE WHEN v.f_state = 'retrying' AND j.expires_at IS NOT NULL
-                          AND v.f_new_run_at >= j.expires_at
-                     THEN 'expired' ELSE v.f_state END,
-        run_at = coalesce(v.f_new_run_at, j.run_at),
-        errors = CASE WHEN v.f_delta < 0 THEN 0 ELSE j.errors + v.f_delta END,
-        result = v.f_result::jsonb,
-        last_error = coalesce(v.f_summary, j.last_error),
+    SET state = CASE WHEN l.f_state = 'retrying' AND j.expires_at IS NOT NULL
+                          AND l.f_new_run_at >= j.expires_at
+                     THEN 'expired' ELSE l.f_state END,
+        run_at = coalesce(l.f_new_run_at, j.run_at),
+        errors = CASE WHEN l.f_delta < 0 THEN 0 ELSE j.errors + l.f_delta END,
+        result = l.f_result::jsonb,
+        last_error = coalesce(l.f_summary, j.last_error),
         lease_expires_at = NULL,
         cancel_requested = false,
-        finished_at = CASE WHEN v.f_final OR (v.f_state = 'retrying' AND j.expires_at IS NOT NULL
-                                              AND v.f_new_run_at >= j.expires_at)
-                           THEN v.f_now END,
-        progress_done = coalesce(v.f_progress_done, j.progress_done),
-        progress_total = CASE WHEN v.f_progress_done IS NULL THEN j.progress_total
-                              ELSE v.f_progress_total END,
-        updated_at = v.f_now
-    FROM v, l
-    WHERE j.id = l.lock_id AND j.id = v.f_id AND j.attempt = v.f_attempt AND j.state = 'running'
-    RETURNING j.id, j.attempt, j.worker_id, j.started_at, j.queue, j.state
+        finished_at = CASE WHEN l.f_final OR (l.f_state = 'retrying' AND j.expires_at IS NOT NULL
+                                              AND l.f_new_run_at >= j.expires_at)
+                           THEN l.f_now END,
+        progress_done = coalesce(l.f_progress_done, j.progress_done),
+        progress_total = CASE WHEN l.f_progress_done IS NULL THEN j.progress_total
+                              ELSE l.f_progress_total END,
+        updated_at = l.f_now
+    FROM l
+    WHERE j.id = l.lock_id AND l.fenced
+    RETURNING j.id, j.attempt, j.worker_id, j.started_at, j.queue, j.state, l.f_now,
+              l.f_outcome, l.f_error_type, l.f_error_message, l.f_traceback, l.f_log
 ), a AS (
     INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
                             error_type, error_message, traceback, log)
-    SELECT u.id, u.attempt, u.worker_id, u.started_at, v.f_now, v.f_outcome, v.f_error_type,
-           v.f_error_message, v.f_traceback, v.f_log
-    FROM u JOIN v ON v.f_id = u.id AND v.f_attempt = u.attempt
+    SELECT id, attempt, worker_id, started_at, f_now, f_outcome, f_error_type,
+           f_error_message, f_traceback, f_log
+    FROM u
     RETURNING job_id, attempt
 ), n AS (
     SELECT count(pg_notify(%(channel)s::text, u.queue)) AS sent FROM u WHERE u.state = 'queued'
@@ -205,43 +209,43 @@ SELECT a.job_id, a.attempt, n.sent FROM a, n
 WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), r AS (
-    SELECT r.id AS rescue_id FROM {jobs} AS r, t
+    SELECT r.id AS rescue_id, t.now AS r_now FROM {jobs} AS r, t
     WHERE r.state = 'running' AND r.lease_expires_at < t.now
     ORDER BY r.id
     FOR UPDATE OF r SKIP LOCKED
 ), u AS (
     UPDATE {jobs} AS j
     SET state = CASE WHEN j.errors + 1 >= j.max_attempts THEN 'failed'
-                     WHEN j.expires_at IS NOT NULL AND j.expires_at <= t.now THEN 'expired'
+                     WHEN j.expires_at IS NOT NULL AND j.expires_at <= r.r_now THEN 'expired'
                      ELSE 'retrying' END,
         errors = j.errors + 1,
-        run_at = t.now,
+        run_at = r.r_now,
         lease_expires_at = NULL,
         cancel_requested = false,
         last_error = 'LeaseExpired: worker ' || coalesce(j.worker_id, '?')
                      || ' stopped renewing the lease of attempt ' || j.attempt,
         finished_at = CASE WHEN j.errors + 1 >= j.max_attempts
-                                OR (j.expires_at IS NOT NULL AND j.expires_at <= t.now)
-                           THEN t.now END,
-        updated_at = t.now
-    FROM r, t
-    WHERE j.id = r.rescue_id AND j.state = 'running' AND j.lease_expires_at < t.now
-    RETURNING j.id, j.attempt, j.worker_id, j.started_at, j.last_error, t.now AS rescued_at
+                                OR (j.expires_at IS NOT NULL AND j.expires_at <= r.r_now)
+                           THEN r.r_now END,
+        updated_at = r.r_now
+    FROM r
+    WHERE j.id = r.rescue_id  -- locked above, still running with an expired lease
+    RETURNING j.id, j.attempt, j.worker_id, j.started_at, j.last_error, r.r_now
 ), a AS (
     INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
                             error_type, error_message, traceback, log)
-    SELECT id, attempt, worker_id, started_at, rescued_at, 'lost', 'LeaseExpired', last_error,
+    SELECT id, attempt, worker_id, started_at, r_now, 'lost', 'LeaseExpired', last_error,
            NULL, NULL
     FROM u
 ), x AS (
-    SELECT x.id AS expire_id FROM {jobs} AS x, t
+    SELECT x.id AS expire_id, t.now AS x_now FROM {jobs} AS x, t
     WHERE x.state IN ('queued','retrying') AND x.expires_at IS NOT NULL AND x.expires_at <= t.now
     FOR UPDATE OF x SKIP LOCKED
 ), e AS (
     UPDATE {jobs} AS j
-    SET state = 'expired', finished_at = t.now, updated_at = t.now
-    FROM x, t
-    WHERE j.id = x.expire_id AND j.state IN ('queued','retrying') AND j.expires_at <= t.now
+    SET state = 'expired', finished_at = x.x_now, updated_at = x.x_now
+    FROM x
+    WHERE j.id = x.expire_id  -- locked above, still waiting past its expiry
 )
 SELECT id, attempt FROM u ORDER BY id
 

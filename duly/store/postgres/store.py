@@ -11,7 +11,8 @@ NOTIFY only wakes workers up. The schema is not migrated on construction (run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,7 +53,7 @@ PACKAGE = "duly.store.postgres"
 #: Seconds the constructor waits for the pool's first connections.
 POOL_OPEN_TIMEOUT = 10.0
 #: Seconds a verb waits for a free pooled connection before failing (PoolTimeout).
-POOL_TIMEOUT = 30.0
+POOL_TIMEOUT = 10.0
 
 Rows = list[tuple[Any, ...]]
 
@@ -70,6 +71,7 @@ class PostgresStore:
         max_size: int = 10,
     ) -> None:
         self.clock = clock
+        self._max_size = max_size
         self.url = redact_url(url)
         self._dsn = _conn.normalise_url(url)
         self.prefix = _sql.check_prefix(prefix)
@@ -94,7 +96,6 @@ class PostgresStore:
             max_size=max_size,
             kwargs=_conn.connect_kwargs(self._dsn),
             open=True,
-            check=ConnectionPool.check_connection,
             timeout=POOL_TIMEOUT,
             name=f"duly:{self.url}",
         )
@@ -117,9 +118,26 @@ class PostgresStore:
         """NULL under the real clock (the SQL uses the database's now()), else the clock's time."""
         return self.clock.now() if self.clock.virtual else None
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection that looks alive. Dead ones (a restarted server, a terminated
+        backend) go back to the pool, which replaces them, and the next one is tried at once
+        (the pool's own ``check`` would back off for a second or more per dead connection)."""
+        for _ in range(self._max_size + 1):
+            conn = self._pool.getconn()
+            if _conn.alive(conn):
+                break
+            self._pool.putconn(conn)
+        else:
+            conn = self._pool.getconn()  # let the verb meet the error, whatever it is
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)
+
     def _run(self, name: str, params: dict[str, Any], prepare: bool | None = None) -> Rows:
         """One statement on a pooled connection, committed at once (autocommit)."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return fetch(conn, self._q[name], params, prepare)
 
     # -- schema --------------------------------------------------------------------------
@@ -159,7 +177,7 @@ class PostgresStore:
             )
 
     def schema_version(self) -> int:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return self._version_on(conn)
 
     # -- time ----------------------------------------------------------------------------
@@ -175,7 +193,7 @@ class PostgresStore:
     def enqueue(self, params: EnqueueParams, conn: Any = None) -> EnqueueResult:
         if conn is not None:
             return self._producer.enqueue(_conn.caller_connection(conn), params)
-        with self._pool.connection() as own:
+        with self._connection() as own:
             return self._producer.enqueue(own, params)
 
     def enqueue_many(self, params: Sequence[EnqueueParams], conn: Any = None) -> list[int]:
@@ -183,7 +201,7 @@ class PostgresStore:
             return []
         if conn is not None:
             return self._producer.enqueue_many(_conn.caller_connection(conn), params)
-        with self._pool.connection() as own, own.transaction():
+        with self._connection() as own, own.transaction():
             return self._producer.enqueue_many(own, params)
 
     # -- consuming -----------------------------------------------------------------------
@@ -229,7 +247,7 @@ class PostgresStore:
             "done": done,
             "total": total,
         }
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             if conn.execute(self._q["progress"], values).rowcount == 0:
                 raise StaleAttempt(held.job_id, held.attempt)
 
