@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import select
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -46,7 +46,10 @@ def scrub(message: str, url: str) -> str:
         password = urlsplit(url).password
     except ValueError:
         password = None
-    return message.replace(password, "***") if password else message
+    if password:
+        for form in {password, unquote(password)}:
+            message = message.replace(form, "***")
+    return message
 
 
 def unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
@@ -96,9 +99,18 @@ def alive(conn: psycopg.Connection[Any]) -> bool:
     if conn.closed or conn.broken:
         return False
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-        if readable:
+        if _readable(conn.fileno()):
             conn.execute("")
     except (psycopg.Error, OSError, ValueError):
         return False
     return True
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has input (or a hang-up) pending, without waiting."""
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit, unlike select()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)

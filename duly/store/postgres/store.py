@@ -173,7 +173,8 @@ class PostgresStore:
             raise SchemaOutdated(
                 f"the duly tables (prefix {self.prefix!r}) in {self.url} are at schema version "
                 f"{current}, this duly needs version {latest}: run `duly migrate` "
-                f"(with DULY_DATABASE_URL or --database pointing at that database)"
+                f"(with --url or DULY_DATABASE_URL naming that database, and --prefix "
+                f"{self.prefix})"
             )
 
     def schema_version(self) -> int:
