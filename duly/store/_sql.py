@@ -12,8 +12,11 @@ from importlib import resources
 _NAME = re.compile(r"^--\s*name:\s*([a-z_0-9]+)\s*$", re.M)
 _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
-TABLES = ("jobs", "attempts", "workers", "migrations")
-INDEXES = ("jobs_fetch", "jobs_lease", "jobs_expiry", "jobs_key", "jobs_queue_state", "jobs_finished")
+TABLES = ("jobs", "attempts", "workers", "migrations", "queues")
+INDEXES = (
+    "jobs_fetch", "jobs_lease", "jobs_expiry", "jobs_key", "jobs_queue_state", "jobs_finished",
+    "jobs_queue_stats",
+)
 
 
 def check_prefix(prefix: str) -> str:
@@ -25,8 +28,8 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def load_queries(package: str) -> dict[str, str]:
-    text = resources.files(package).joinpath("queries.sql").read_text("utf-8")
+def load_queries(package: str, filename: str = "queries.sql") -> dict[str, str]:
+    text = resources.files(package).joinpath(filename).read_text("utf-8")
     parts = _NAME.split(text)
     return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
 
