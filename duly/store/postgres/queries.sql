@@ -210,7 +210,8 @@ WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), r AS (
     SELECT r.id AS rescue_id, t.now AS r_now FROM {jobs} AS r, t
-    WHERE r.state = 'running' AND r.lease_expires_at < t.now
+    WHERE r.state = 'running'
+      AND r.lease_expires_at < coalesce(%(now)s::timestamptz, now())  -- an index condition
     ORDER BY r.id
     FOR UPDATE OF r SKIP LOCKED
 ), u AS (
@@ -239,7 +240,8 @@ WITH t AS (
     FROM u
 ), x AS (
     SELECT x.id AS expire_id, t.now AS x_now FROM {jobs} AS x, t
-    WHERE x.state IN ('queued','retrying') AND x.expires_at IS NOT NULL AND x.expires_at <= t.now
+    WHERE x.state IN ('queued','retrying') AND x.expires_at IS NOT NULL
+      AND x.expires_at <= coalesce(%(now)s::timestamptz, now())
     FOR UPDATE OF x SKIP LOCKED
 ), e AS (
     UPDATE {jobs} AS j
