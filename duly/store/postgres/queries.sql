@@ -58,6 +58,21 @@ SELECT {cols},
             THEN pg_notify(%(channel)s::text, queue) IS NULL END
 FROM upd
 
+-- name: run_at_least_within
+-- Bring the waiting job holding a key forward to now + %(seconds)s at the latest.
+WITH m AS (
+    UPDATE {jobs}
+    SET run_at = least(run_at, coalesce(%(now)s::timestamptz, now())
+                               + %(seconds)s::float8 * interval '1 second'),
+        updated_at = coalesce(%(now)s::timestamptz, now())
+    WHERE key = %(key)s::text AND state IN ('queued','retrying')
+    RETURNING *
+)
+SELECT {cols},
+       CASE WHEN run_at <= coalesce(%(now)s::timestamptz, now())
+            THEN pg_notify(%(channel)s::text, queue) IS NULL END
+FROM m
+
 -- name: sequence_name
 SELECT pg_get_serial_sequence(%(table)s::text, 'id')
 
@@ -81,6 +96,7 @@ WITH c AS (
       AND run_at <= coalesce(%(now)s::timestamptz, now())
       AND (expires_at IS NULL OR expires_at > coalesce(%(now)s::timestamptz, now()))
       AND task <> ALL(%(exclude_tasks)s::text[])
+      AND queue <> ALL(%(exclude_queues)s::text[])
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s::integer
     FOR UPDATE SKIP LOCKED
@@ -103,6 +119,7 @@ WITH c AS (
       AND (expires_at IS NULL OR expires_at > coalesce(%(now)s::timestamptz, now()))
       AND queue = ANY(%(queues)s::text[])
       AND task <> ALL(%(exclude_tasks)s::text[])
+      AND queue <> ALL(%(exclude_queues)s::text[])
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s::integer
     FOR UPDATE SKIP LOCKED

@@ -44,6 +44,7 @@ from duly.core.states import JobState, Outcome
 from duly.store import _sql
 from duly.store.postgres import _conn
 from duly.store.postgres._conn import fetch
+from duly.store.postgres.admin import PostgresAdmin
 from duly.store.postgres._listen import Listener
 from duly.store.postgres._produce import Producer
 from duly.store.postgres._rows import finish_arrays, to_attempt, to_job, utc
@@ -58,7 +59,7 @@ POOL_TIMEOUT = 10.0
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore:
+class PostgresStore(PostgresAdmin):
     backend = "postgres"
 
     def __init__(
@@ -213,6 +214,7 @@ class PostgresStore:
         values: dict[str, Any] = {
             "now": self._now_param(), "worker_id": params.worker_id, "limit": params.limit,
             "exclude_tasks": list(params.exclude_tasks),
+            "exclude_queues": list(getattr(params, "exclude_queues", ())),
         }  # fmt: skip
         if params.queues is None:
             rows = self._run("claim_any", values, prepare=True)
@@ -302,6 +304,15 @@ class PostgresStore:
                 f"job {job_id} is {current.state}; only failed, cancelled or expired jobs can be retried"
             )
         return to_job(rows[0])
+
+    def run_at_least_within(self, key: str, seconds: float) -> Job | None:
+        """Move the live job holding ``key`` to run no later than now + ``seconds``; the
+        live job (a running one is left as it is), or None when no live job holds the key."""
+        values = {"now": self._now_param(), "key": key, "seconds": float(seconds)}
+        rows = self._run("run_at_least_within", {**values, "channel": self.channel})
+        if not rows:
+            rows = self._run("live_by_key", values)
+        return to_job(rows[0]) if rows else None
 
     def delete(self, job_id: int) -> bool:
         return bool(self._run("delete", {"id": job_id})[0][0])
