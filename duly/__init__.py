@@ -17,12 +17,14 @@ from duly.core.errors import (
     NoRetry,
     SchemaOutdated,
     StaleAttempt,
+    TriggerNotFound,
     UnknownTask,
 )
 from duly.core.model import Attempt, Job, KeyMode, QueueStats
 from duly.core.results import Reschedule, Snooze
 from duly.core.retry import Custom, Delays, Exponential, Fixed, RetryPolicy
 from duly.core.states import JobState, Outcome
+from duly.core.triggers import Trigger, TriggerState
 from duly.runtime.context import JobContext
 from duly.runtime.context import current as context
 from duly.runtime.worker import Worker, WorkerConfig
@@ -64,6 +66,9 @@ __all__ = [
     "StaleAttempt",
     "SystemClock",
     "Task",
+    "Trigger",
+    "TriggerNotFound",
+    "TriggerState",
     "TaskOptions",
     "UnknownTask",
     "VirtualClock",

@@ -37,7 +37,9 @@ from duly.core.options import (
 from duly.core.payload import dump_arguments
 from duly.core.retry import RetryPolicy, as_policy
 from duly.core.states import JobState
+from duly._schedules import ScheduleVerbs
 from duly.runtime.hooks import Hooks
+from duly.runtime.scheduler import Scheduler
 from duly.runtime.worker import Worker
 from duly.store.base import Store
 from duly.store.url import open_store, redact_url, resolve_url
@@ -118,7 +120,7 @@ class BoundTask(Generic[P, R]):
         return Enqueue(self.task.name, args, dict(kwargs), **self.opts)
 
 
-class App:
+class App(ScheduleVerbs):
     """A duly application: a database, its tasks, and the verbs to enqueue and steer jobs.
 
     ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``; without it,
@@ -151,6 +153,7 @@ class App:
         self.auto_migrate = auto_migrate
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks = Hooks()
+        self.scheduler = Scheduler(_LazyStore(self), self.clock, self._trigger_params)
         self._store: Store | None = None
         self._lock = threading.Lock()
 
@@ -361,6 +364,16 @@ class App:
 
     def set_progress(self, job_id: int, attempt: int, done: int, total: int | None = None) -> None:
         self.store.set_progress(Held(job_id, attempt), done, total)
+
+
+class _LazyStore:
+    """Lets the scheduler reach the store without opening it at App construction."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app.store, name)
 
 
 def _check_concurrency(value: Any) -> int | None:

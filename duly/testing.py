@@ -71,6 +71,10 @@ async def adrain(
             if not (advance and getattr(clock, "virtual", False)):
                 break
             nxt = app.store.next_run_at(queues)
+            if until is not None:  # periodic triggers never run out: only jump to them until a time
+                fire = app.scheduler.next_fire_at()
+                if fire is not None and (nxt is None or fire < nxt):
+                    nxt = fire
             if nxt is not None and nxt <= clock.now():
                 stuck += 1
                 if stuck > 3:  # due but nothing claimable (e.g. other queues): stop

@@ -10,6 +10,7 @@ DulyError
 ├── UnknownTask               a task name that no code registered (when running it)
 ├── DuplicateKey              mode "new" and a live job holds the key
 ├── JobNotFound               no job with that id
+├── TriggerNotFound           no trigger with that name (or webhook secret)
 ├── EnqueueSkipped            a before_enqueue hook declined the job (nothing written)
 ├── InvalidTransition         the job is in a state that does not allow the action
 └── StaleAttempt              a write by a holder whose lease was lost (fenced out)
@@ -66,6 +67,10 @@ class JobNotFound(DulyError, LookupError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"no job with id {job_id}")
         self.job_id = job_id
+
+
+class TriggerNotFound(DulyError, LookupError):
+    pass
 
 
 class EnqueueSkipped(DulyError):

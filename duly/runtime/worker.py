@@ -48,6 +48,8 @@ class WorkerConfig:
     burst: bool = False
     heartbeat_interval: float = 5.0
     rescue_interval: float = 5.0
+    schedule_interval: float = 1.0  # how often this worker's scheduler fires due triggers
+    scheduler: bool = True  # run a scheduler in this worker (any number may run: slots fire once)
     dynamic_concurrency: Callable[[], int] | None = None
     pid_file: str | None = None
     worker_id: str | None = None
@@ -300,6 +302,22 @@ class Worker:
             self.wake()
         return rescued
 
+    async def schedule_once(self) -> int:
+        tick = getattr(self.app, "scheduler_tick", None)
+        if tick is None:
+            return 0
+        try:
+            made: int = await self._call(tick)
+        except Exception as exc:  # noqa: BLE001
+            events.emit("worker.db_error", where="scheduler", error=repr(exc))
+            return 0
+        return made
+
+    async def _scheduler(self) -> None:
+        while True:
+            await self.schedule_once()
+            await asyncio.sleep(self.config.schedule_interval)
+
     async def _maintenance(self) -> None:
         while True:
             await self.rescue_once()
@@ -403,7 +421,10 @@ class Worker:
         if subscribe_clock is not None:
             subscribe_clock(self.wake)
         events.emit("worker.start", worker=self.worker_id, queues=self.config.queues or "*", concurrency=self.config.concurrency)
-        services = [asyncio.ensure_future(s()) for s in (self._completer, self._heartbeater, self._maintenance)]
+        loops = [self._completer, self._heartbeater, self._maintenance]
+        if self.config.scheduler:
+            loops.append(self._scheduler)
+        services = [asyncio.ensure_future(s()) for s in loops]
         try:
             await self._fetcher()
             await self._shutdown()

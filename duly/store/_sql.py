@@ -12,10 +12,10 @@ from importlib import resources
 _NAME = re.compile(r"^--\s*name:\s*([a-z_0-9]+)\s*$", re.M)
 _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
-TABLES = ("jobs", "attempts", "workers", "migrations", "queues")
+TABLES = ("jobs", "attempts", "workers", "migrations", "triggers", "slots", "queues")
 INDEXES = (
     "jobs_fetch", "jobs_lease", "jobs_expiry", "jobs_key", "jobs_queue_state", "jobs_finished",
-    "jobs_queue_stats",
+    "jobs_queue_stats", "triggers_due", "jobs_trigger",
 )
 
 

@@ -35,6 +35,7 @@ WHERE id IN (
     WHERE state IN ('queued','retrying') AND run_at <= ?
       AND (expires_at IS NULL OR expires_at > ?)
       AND task NOT IN (SELECT value FROM json_each(?))
+      AND queue NOT IN (SELECT value FROM json_each(?))
     ORDER BY priority DESC, run_at, id
     LIMIT ?)
 RETURNING {cols}
@@ -50,6 +51,7 @@ WHERE id IN (
       AND (expires_at IS NULL OR expires_at > ?)
       AND queue IN (SELECT value FROM json_each(?))
       AND task NOT IN (SELECT value FROM json_each(?))
+      AND queue NOT IN (SELECT value FROM json_each(?))
     ORDER BY priority DESC, run_at, id
     LIMIT ?)
 RETURNING {cols}
@@ -163,3 +165,8 @@ CREATE TABLE IF NOT EXISTS {migrations} (version INTEGER PRIMARY KEY, applied_at
 
 -- name: record_migration
 INSERT INTO {migrations} (version, applied_at) VALUES (?, ?)
+
+-- name: run_at_least_within
+UPDATE {jobs} SET run_at = min(run_at, ?2), updated_at = ?3
+WHERE key = ?1 AND state IN ('queued','retrying')
+RETURNING {cols}

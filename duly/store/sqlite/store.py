@@ -47,6 +47,8 @@ from duly.core.model import (
 from duly.core.states import JobState, Outcome
 from duly.core.transitions import plan_finish
 from duly.store import _sql
+from duly.store.sqlite.admin import SQLiteAdmin
+from duly.store.sqlite.triggers import TRIGGER_COLUMNS, SQLiteTriggers
 from duly.store.sqlite.wake import Doorbell
 
 JOB_COLUMNS = (
@@ -167,7 +169,7 @@ class _Shared:
                 self.conn.close()
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
     backend = "sqlite"
 
     def __init__(self, url: str, clock: Clock, prefix: str = "duly_") -> None:
@@ -193,8 +195,13 @@ class SQLiteStore:
         self._closed = False
         names = {t: quote_ident(_sql.check_prefix(prefix) + t) for t in _sql.TABLES + _sql.INDEXES}
         names["cols"] = JOB_COLUMNS
+        names["tcols"] = TRIGGER_COLUMNS
         self._names = names
-        self._q = {k: v.format(**names) for k, v in _sql.load_queries("duly.store.sqlite").items()}
+        self._q = {
+            k: v.format(**names)
+            for f in ("queries.sql", "triggers.sql")
+            for k, v in _sql.load_queries("duly.store.sqlite", f).items()
+        }
         self.doorbell = Doorbell(path)
         self.migrate()
 
@@ -371,14 +378,18 @@ class SQLiteStore:
             if params.queues is None:
                 rows = cur.execute(
                     self._q["claim_any"],
-                    (params.worker_id, now, now, now, now, now, json.dumps(list(params.exclude_tasks)), params.limit),
+                    (
+                        params.worker_id, now, now, now, now, now, json.dumps(list(params.exclude_tasks)),
+                        json.dumps(list(params.exclude_queues)), params.limit,
+                    ),  # fmt: skip
                 ).fetchall()
             else:
                 rows = cur.execute(
                     self._q["claim_queues"],
                     (
                         params.worker_id, now, now, now, now, now, json.dumps(list(params.queues)),
-                        json.dumps(list(params.exclude_tasks)), params.limit,
+                        json.dumps(list(params.exclude_tasks)), json.dumps(list(params.exclude_queues)),
+                        params.limit,
                     ),  # fmt: skip
                 ).fetchall()
         jobs = [self._job(r, now) for r in rows]
@@ -486,6 +497,15 @@ class SQLiteStore:
             raise DuplicateKey(self._key_of(job_id) or "", holder[0][0] if holder else -1) from None
         self.doorbell.ring()
         return self._job(row, now)
+
+    def run_at_least_within(self, key: str, seconds: float) -> Job | None:
+        """Move the live job holding ``key`` to run no later than now + ``seconds``."""
+        now = self._now()
+        with self._write() as cur:
+            row = cur.execute(self._q["run_at_least_within"], (key, now + _delay(seconds), now)).fetchone()
+            if row is None:
+                row = cur.execute(self._q["live_by_key"], (key,)).fetchone()
+        return self._job(row, now) if row else None
 
     def _key_of(self, job_id: int) -> str | None:
         rows = self._read(self._q["get_job"], (job_id,))

@@ -1,0 +1,339 @@
+"""Triggers as pure rules: parsing, next fire times (with time zones), catch-up, event matching.
+
+Kinds: ``at`` (an ISO 8601 time), ``in`` (a duration from creation), ``every`` (a duration,
+optional start/end), ``cron`` (5 fields, or 6 with seconds first; ``@hourly`` …; a time zone per
+trigger), ``event`` (an event name pattern, a filter, optional debounce), ``webhook`` (fired by
+an HTTP POST to its secret URL), ``manual`` (fires only when asked).
+
+Cron and daylight saving time: fire times are computed on the trigger's local wall clock and
+then placed on the real timeline. When clocks go forward, a wall time in the skipped hour is
+shifted forward by the gap (a 02:30 daily job fires at 03:30 on that day: no slot is lost).
+When clocks go back, a wall time in the repeated hour fires once, at its first occurrence
+(no double fire); sub-hourly schedules therefore pause during the repeated hour.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+from duly.core.durations import parse_duration, to_seconds
+from duly.core.errors import InvalidOption
+
+
+class TriggerKind(str, enum.Enum):
+    AT = "at"
+    IN = "in"
+    EVERY = "every"
+    CRON = "cron"
+    EVENT = "event"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CatchUp(str, enum.Enum):
+    SKIP = "skip"  # missed slots make no job; only the next future slot fires
+    LATEST = "latest"  # one job for all the missed slots (the default)
+    ALL = "all"  # one job per missed slot, up to the trigger's limit
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+    "@minutely": "* * * * *",
+}
+#: A slot fired within this many seconds after its time counts as on time, not missed.
+MISFIRE_GRACE_SECONDS = 5.0
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidOption(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'") from None
+
+
+def normalise_cron(expr: str) -> str:
+    text = " ".join(expr.split())
+    text = ALIASES.get(text.lower(), text)
+    fields = text.split(" ")
+    if len(fields) not in (5, 6):
+        raise InvalidOption(
+            f"invalid cron expression {expr!r}: expected 5 fields (minute hour day month weekday), "
+            "6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly"
+        )
+    try:
+        croniter(text, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6)
+    except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
+        raise InvalidOption(f"invalid cron expression {expr!r}: {exc}") from None
+    return text
+
+
+def _local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
+    """A wall time in ``tz`` on the real timeline; gaps shift forward, overlaps take the first."""
+    aware = naive.replace(tzinfo=tz, fold=0)
+    return aware.astimezone(UTC)
+
+
+def cron_next(expr: str, tz_name: str | None, after: datetime) -> datetime:
+    """The first fire time strictly after ``after`` (UTC)."""
+    tz = zone(tz_name)
+    six = len(expr.split(" ")) == 6
+    local = after.astimezone(tz).replace(tzinfo=None)
+    # Start a little earlier only when a clock change happened lately: a wall time inside a
+    # skipped hour lands after the jump and may still be ahead of ``after``.
+    changed = tz.utcoffset(after.replace(tzinfo=None)) != tz.utcoffset((after - timedelta(hours=3)).replace(tzinfo=None))
+    start = local - timedelta(hours=3) if changed else local
+    it = croniter(expr, start, second_at_beginning=six)
+    for _ in range(100_000):
+        candidate = _local_to_utc(it.get_next(datetime), tz)
+        if candidate > after:
+            return candidate
+    raise InvalidOption(f"cron expression {expr!r} has no fire time after {after.isoformat()}")
+
+
+@dataclass
+class TriggerSpec:
+    """A trigger's rule and job template, as stored (see ``duly.store`` triggers table)."""
+
+    name: str
+    kind: TriggerKind
+    task: str
+    spec: str = ""  # at: ISO time; in/every: duration; cron: expression; event: name pattern
+    timezone: str | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    expires_in: float | None = None  # the job expires this long after its slot
+    catch_up: CatchUp = CatchUp.LATEST
+    catch_up_limit: int = 100
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    debounce: float | None = None
+    filter: dict[str, Any] | None = None
+    secret: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in (("queue", self.queue), ("priority", self.priority),
+                                  ("max_attempts", self.max_attempts), ("expires_in", self.expires_in))
+                if v is not None}  # fmt: skip
+
+
+def validate(t: TriggerSpec, now: datetime) -> TriggerSpec:
+    """Check and normalise a trigger; InvalidOption names what is wrong."""
+    if not t.name or not isinstance(t.name, str):
+        raise InvalidOption("a trigger needs a non-empty name")
+    t.kind = TriggerKind(t.kind)
+    t.catch_up = CatchUp(t.catch_up)
+    if t.catch_up_limit < 1:
+        raise InvalidOption(f"catch_up_limit must be >= 1, got {t.catch_up_limit}")
+    if t.kind is TriggerKind.AT:
+        at = _parse_time(t.spec, "at")
+        t.spec = at.isoformat()
+    elif t.kind in (TriggerKind.IN, TriggerKind.EVERY):
+        try:
+            secs = parse_duration(t.spec) if isinstance(t.spec, str) else to_seconds(t.spec)
+        except ValueError as exc:
+            raise InvalidOption(f"{t.kind.value} trigger {t.name!r}: {exc}") from None
+        if t.kind is TriggerKind.EVERY and secs < 1:
+            raise InvalidOption(f"every trigger {t.name!r}: the interval must be at least 1 s")
+        if secs < 0 or not math.isfinite(secs):
+            raise InvalidOption(f"in trigger {t.name!r}: the delay must not be negative")
+        if t.kind is TriggerKind.IN:  # an "in" becomes an "at", fixed at creation
+            t.kind, t.spec = TriggerKind.AT, (now + timedelta(seconds=secs)).isoformat()
+        else:
+            t.spec = str(secs)
+    elif t.kind is TriggerKind.CRON:
+        t.spec = normalise_cron(t.spec)
+        zone(t.timezone)
+    elif t.kind is TriggerKind.EVENT:
+        if not t.spec:
+            raise InvalidOption(f"event trigger {t.name!r} needs an event name (or pattern such as 'order.*')")
+        if t.filter is not None and not isinstance(t.filter, dict):
+            raise InvalidOption(f"event trigger {t.name!r}: filter must be a dict of field: value")
+    if t.debounce is not None and (t.debounce <= 0 or not math.isfinite(t.debounce)):
+        raise InvalidOption(f"trigger {t.name!r}: debounce must be a positive duration")
+    if t.start_at and t.end_at and t.end_at <= t.start_at:
+        raise InvalidOption(f"trigger {t.name!r}: end is not after start")
+    return t
+
+
+def _parse_time(value: Any, what: str) -> datetime:
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise InvalidOption(f"{what} {value!r} is not an ISO 8601 time such as 2030-01-07T09:00:00+01:00") from None
+    if dt.tzinfo is None:
+        raise InvalidOption(f"{what} {value!r} has no UTC offset; write e.g. 2030-01-07T09:00:00+01:00")
+    return dt.astimezone(UTC)
+
+
+def first_fire(t: TriggerSpec, now: datetime) -> datetime | None:
+    """The first slot of a new trigger (None for kinds that do not fire on time)."""
+    if t.kind is TriggerKind.AT:
+        return _parse_time(t.spec, "at")
+    if t.kind is TriggerKind.EVERY:
+        if t.start_at is None:  # the first slot is one interval from now
+            return now + timedelta(seconds=float(t.spec))
+        start = t.start_at
+        if start >= now:
+            return start
+        step = float(t.spec)
+        n = math.ceil((now - start).total_seconds() / step)
+        return start + timedelta(seconds=n * step)
+    if t.kind is TriggerKind.CRON:  # the first slot strictly after now (or at/after start)
+        base = t.start_at - timedelta(microseconds=1) if t.start_at and t.start_at > now else now
+        return cron_next(t.spec, t.timezone, base)
+    return None
+
+
+def next_after(t: TriggerSpec, slot: datetime) -> datetime | None:
+    """The slot that follows ``slot``, or None when the trigger has no more (at, end reached)."""
+    if t.kind is TriggerKind.EVERY:
+        nxt: datetime | None = slot + timedelta(seconds=float(t.spec))
+    elif t.kind is TriggerKind.CRON:
+        nxt = cron_next(t.spec, t.timezone, slot)
+    else:
+        return None
+    if nxt is not None and t.end_at is not None and nxt > t.end_at:
+        return None
+    return nxt
+
+
+@dataclass(frozen=True)
+class FirePlan:
+    slots: list[datetime]  # slots that get a job, oldest first
+    missed: int  # slots that get none
+    next_fire_at: datetime | None
+
+
+def plan(t: TriggerSpec, due: datetime, now: datetime, scan_limit: int = 100_000) -> FirePlan:
+    """What to fire when a scheduler finds ``t`` due at ``now`` with its next slot ``due``."""
+    slots: list[datetime] = []
+    slot: datetime | None = due
+    while slot is not None and slot <= now and len(slots) < scan_limit:
+        slots.append(slot)
+        slot = next_after(t, slot)
+    nxt = slot
+    if not slots:
+        return FirePlan([], 0, nxt)
+    grace = timedelta(seconds=MISFIRE_GRACE_SECONDS)
+    on_time = [s for s in slots if now - s <= grace]
+    late = [s for s in slots if now - s > grace]
+    if t.catch_up is CatchUp.SKIP:
+        fire = on_time
+    elif t.catch_up is CatchUp.LATEST:
+        fire = on_time or late[-1:]
+    else:
+        fire = slots[-t.catch_up_limit :]
+    return FirePlan(fire, len(slots) - len(fire), nxt)
+
+
+def upcoming(t: TriggerSpec, after: datetime, count: int = 10) -> list[datetime]:
+    """The next ``count`` fire times after ``after`` (for the CLI and the dashboard)."""
+    out: list[datetime] = []
+    slot = first_fire(t, after)
+    while slot is not None and len(out) < count:
+        if slot > after or t.kind is TriggerKind.AT:
+            out.append(slot)
+        slot = next_after(t, slot)
+    return out
+
+
+def event_matches(pattern: str, flt: dict[str, Any] | None, name: str, data: Any) -> bool:
+    """``pattern`` is an event name or a glob (``order.*``); ``flt`` requires fields of the
+    event's data (a dict) to equal the given values (a list value means any of them)."""
+    if not fnmatch.fnmatchcase(name, pattern):
+        return False
+    if not flt:
+        return True
+    if not isinstance(data, dict):
+        return False
+    for key, want in flt.items():
+        have = data.get(key)
+        if isinstance(want, list):
+            if have not in want:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+@dataclass
+class Trigger:
+    """A stored trigger: its rule (``spec``) and its state."""
+
+    id: int
+    spec: TriggerSpec
+    declared: bool
+    paused: bool
+    next_fire_at: datetime | None
+    missed: int
+    last_fire_at: datetime | None
+    last_job_id: int | None
+    last_manual_at: datetime | None
+    last_manual_job_id: int | None
+    window_events: list[Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class TriggerState:
+    """A trigger's health, computed from the jobs it made (the cozy seed's TriggerState)."""
+
+    status: str | None  # state of its most recent job
+    last_execution: datetime | None
+    last_executed_job_id: int | None
+    last_success: datetime | None
+    last_successful_job_id: int | None
+    last_failure: datetime | None
+    last_failed_job_id: int | None
+    last_error: str | None
+    last_manual_execution: datetime | None
+    last_manual_job_id: int | None
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One firing to record atomically: the slots' jobs, the trigger's new state.
+
+    ``expected_next`` guards against a second scheduler recording the same firing (the
+    slots' unique key is the hard guarantee). ``slot_at`` None (event, manual) writes no slot.
+    """
+
+    trigger_id: int
+    expected_next: datetime | None
+    jobs: list[tuple[datetime | None, Any]]  # (slot_at, EnqueueParams)
+    next_fire_at: datetime | None
+    missed: int = 0
+    delete: bool = False  # one-shot triggers remove themselves after firing
+    manual: bool = False
+    clear_window: bool = False

@@ -1,0 +1,149 @@
+"""The scheduler: turns due triggers into jobs, once per slot, whatever the number of schedulers.
+
+Every worker runs one (``tick`` every second, or sooner when a trigger is due). A tick reads the
+due triggers, plans each firing with the pure rules of ``duly.core.triggers`` (catch-up policy,
+next slot) and records it with ``store.fire``: the slots' rows, their jobs and the trigger's new
+state in one transaction. Two schedulers racing on one trigger cannot both record it: the
+trigger update is guarded by its previous next fire time, and the slot row has a unique key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from duly.core.clock import Clock
+from duly.core.errors import InvalidOption, TriggerNotFound
+from duly.core.model import EnqueueParams
+from duly.core.triggers import (
+    Fire,
+    Trigger,
+    TriggerKind,
+    TriggerSpec,
+    event_matches,
+    first_fire,
+    plan,
+    validate,
+)
+from duly.runtime import events
+
+#: Builds the job of a firing: (trigger spec, slot time or None, extra kwargs) -> params.
+JobBuilder = Callable[[TriggerSpec, datetime | None, dict[str, Any]], EnqueueParams]
+
+
+class Scheduler:
+    def __init__(self, store: Any, clock: Clock, build: JobBuilder) -> None:
+        self.store = store
+        self.clock = clock
+        self.build = build
+        self.declared: dict[str, TriggerSpec] = {}
+        self._synced = False
+
+    # -- definitions --------------------------------------------------------------------
+
+    def declare(self, spec: TriggerSpec) -> None:
+        """A trigger declared in code; stored (or updated) at the first tick."""
+        if spec.name in self.declared:
+            raise InvalidOption(f"a trigger named {spec.name!r} is already declared")
+        validate(spec, self.clock.now())
+        self.declared[spec.name] = spec
+        self._synced = False
+
+    def sync(self) -> None:
+        now = self.clock.now()
+        for spec in self.declared.values():
+            self.store.add_trigger(spec, first_fire(spec, now), declared=True)
+        self._synced = True
+
+    def add(self, spec: TriggerSpec) -> Trigger:
+        now = self.clock.now()
+        validate(spec, now)
+        if spec.kind is TriggerKind.WEBHOOK and not spec.secret:
+            spec.secret = secrets.token_urlsafe(24)
+        trigger: Trigger = self.store.add_trigger(spec, first_fire(spec, now))
+        return trigger
+
+    # -- firing -------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Fire every due trigger; return the number of jobs made."""
+        if not self._synced:
+            self.sync()
+        made = 0
+        for trigger in self.store.due_triggers(100):
+            made += self._fire_due(trigger)
+        return made
+
+    def _fire_due(self, t: Trigger) -> int:
+        now = self.clock.now()
+        due = t.next_fire_at
+        assert due is not None
+        spec = t.spec
+        if spec.kind in (TriggerKind.EVENT, TriggerKind.WEBHOOK):  # a debounce window closed
+            jobs = [(due, self.build(spec, due, {"events": t.window_events or []}))]
+            fire = Fire(t.id, due, jobs, None, clear_window=True)
+        else:
+            p = plan(spec, due, now)
+            jobs = [(slot, self.build(spec, slot, {})) for slot in p.slots]
+            one_shot = spec.kind is TriggerKind.AT
+            fire = Fire(t.id, due, jobs, None if one_shot else p.next_fire_at, p.missed, delete=one_shot)
+            if p.missed:
+                events.emit("trigger.missed", trigger=spec.name, missed=p.missed, policy=spec.catch_up.value)
+        ids = self.store.fire(fire)
+        if ids:
+            events.emit("trigger.fired", trigger=spec.name, jobs=ids)
+        return len(ids or [])
+
+    def next_fire_at(self) -> datetime | None:
+        if not self._synced:
+            self.sync()
+        result: datetime | None = self.store.next_fire_at()
+        return result
+
+    # -- events, webhooks, manual runs --------------------------------------------------
+
+    def emit(self, name: str, data: Any = None, conn: Any = None) -> list[int]:
+        """Deliver an application event to the event triggers that match it. Triggers without
+        debounce make a job at once (inside ``conn``'s transaction when given); with debounce
+        the first event opens a window and the window's job gets every event it collected."""
+        made: list[int] = []
+        event = {"name": name, "data": data, "at": self.clock.now().isoformat()}
+        for t in self.store.event_triggers():
+            if event_matches(t.spec.spec, t.spec.filter, name, data):
+                made.extend(self._deliver(t, event, conn))
+        return made
+
+    def webhook(self, secret: str, payload: Any) -> list[int]:
+        t = self.store.trigger_by_secret(secret)
+        if t is None or t.paused:
+            raise TriggerNotFound("no active webhook trigger has this secret")
+        return self._deliver(t, {"name": "webhook", "data": payload, "at": self.clock.now().isoformat()}, None)
+
+    def _deliver(self, t: Trigger, event: dict[str, Any], conn: Any) -> list[int]:
+        if t.spec.debounce:
+            end = self.clock.now() + timedelta(seconds=t.spec.debounce)
+            self.store.append_event(t.id, event, end, conn=conn)
+            return []
+        params = self.build(t.spec, None, {"event": event})
+        params.trigger_id = t.id
+        result = self.store.enqueue(params, conn=conn)
+        return [result.job.id]
+
+    def run_now(self, name: str) -> int:
+        t = self.store.get_trigger(name)
+        if t is None:
+            raise TriggerNotFound(f"no trigger named {name!r}")
+        ids = self.store.fire(Fire(t.id, t.next_fire_at, [(None, self.build(t.spec, None, {}))], t.next_fire_at, manual=True))
+        return int(ids[0])
+
+    def pause(self, name: str, paused: bool) -> Trigger:
+        t = self.store.get_trigger(name)
+        if t is None:
+            raise TriggerNotFound(f"no trigger named {name!r}")
+        nxt = t.next_fire_at if paused else first_fire(t.spec, self.clock.now())
+        if not paused and t.spec.kind is TriggerKind.AT:
+            nxt = t.next_fire_at
+        updated: Trigger = self.store.pause_trigger(name, paused, nxt)
+        return updated
