@@ -1,0 +1,1 @@
+"""Small importable applications that real worker processes load in tests (``--app``)."""
