@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from duly.cli import jobs, worker
+from duly.cli import jobs, triggers, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +22,7 @@ cli.add_command(jobs.jobs_group)
 cli.add_command(jobs.queues_cmd)
 cli.add_command(jobs.migrate_cmd)
 cli.add_command(jobs.enqueue_cmd)
+cli.add_command(triggers.triggers_group)
 
 
 def main() -> None:

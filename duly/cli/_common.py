@@ -45,10 +45,10 @@ def open_app(app_path: str | None, url: str | None, prefix: str = "duly_") -> Ap
 
 
 def fail(exc: Exception) -> None:
-    from duly.core.errors import DuplicateKey, InvalidTransition, JobNotFound
+    from duly.core.errors import DuplicateKey, InvalidTransition, JobNotFound, TriggerNotFound
 
     err_console.print(f"[red]error:[/red] {exc}", markup=True)
-    if isinstance(exc, JobNotFound):
+    if isinstance(exc, (JobNotFound, TriggerNotFound)):
         sys.exit(EXIT_NOT_FOUND)
     if isinstance(exc, (InvalidTransition, DuplicateKey)):
         sys.exit(EXIT_CONFLICT)
