@@ -37,12 +37,12 @@ def pg_url() -> str:
         try:
             import warnings
 
-            import pgserver
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+                import pgserver
+
                 _pg_server = pgserver.get_server(tempfile.mkdtemp(prefix="duly-pg-"), cleanup_mode="stop")
-            url = _pg_server.get_uri()
+                url = _pg_server.get_uri()
         except Exception as exc:  # noqa: BLE001
             if IN_CI:
                 pytest.fail(f"CI=true and no PostgreSQL: set DULY_TEST_PG_URL ({exc})")
