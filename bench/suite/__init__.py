@@ -1,0 +1,1 @@
+"""duly's benchmark suite (see docs/benchmarks.md)."""
