@@ -11,7 +11,8 @@ Every worker is started in a session of its own, and the whole process group (th
 supervisor's children, its forkserver and job children) is killed when the test ends. Each
 worker's output goes to a log file in the test's tmp_path, printed on failure.
 
-``python -m duly.cli`` rather than ``python -m duly``: the package has no ``duly/__main__.py``.
+Workers start as ``python -m duly.cli``, the module the supervisor itself uses for its
+children (``python -m duly`` needs a ``duly/__main__.py``, which the package did not have).
 """
 
 from __future__ import annotations
