@@ -7,13 +7,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from duly.core.clock import Clock
 from duly.core.durations import Duration, to_seconds
 from duly.core.errors import InvalidOption, TriggerNotFound
 from duly.core.model import EnqueueParams, Job
 from duly.core.triggers import CatchUp, Trigger, TriggerKind, TriggerSpec, TriggerState, upcoming
+from duly.runtime.scheduler import Scheduler
+from duly.store.base import Store
 
 if TYPE_CHECKING:
-    from duly.app import App, Task
+    from duly.app import Task
 
 
 def _kind_and_spec(cron: str | None, every: Duration | None, at: datetime | str | None,
@@ -26,16 +29,36 @@ def _kind_and_spec(cron: str | None, every: Duration | None, at: datetime | str 
         raise InvalidOption("give exactly one of cron=, every=, at=, in_=, event=, webhook=True, manual=True")
     kind, value = given[0]
     if kind in (TriggerKind.EVERY, TriggerKind.IN):
-        return kind, str(to_seconds(value)) if not isinstance(value, str) else value
+        return kind, value if isinstance(value, str) else str(to_seconds(value))  # type: ignore[arg-type]
     if kind is TriggerKind.AT and isinstance(value, datetime):
         return kind, value.isoformat()
     return kind, "" if kind in (TriggerKind.WEBHOOK, TriggerKind.MANUAL) else str(value)
 
 
 class ScheduleVerbs:
-    """Mixin of App."""
+    """Mixin of App (which provides these)."""
 
-    def _spec(self: App, task: str | Task[Any, Any], name: str | None, tz: str | None, args: Sequence[Any],
+    scheduler: Scheduler
+    clock: Clock
+
+    @property
+    def store(self) -> Store:
+        raise NotImplementedError
+
+    def task(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def _params(self, item: Any) -> EnqueueParams:
+        raise NotImplementedError
+
+    def enqueue(self, task: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
+                conn: Any = None, **options: Any) -> Job:  # fmt: skip
+        raise NotImplementedError
+
+    def get_job(self, job_id: int) -> Job:
+        raise NotImplementedError
+
+    def _spec(self, task: str | Task[Any, Any], name: str | None, tz: str | None, args: Sequence[Any],
               kwargs: dict[str, Any] | None, opts: dict[str, Any], kind_spec: tuple[TriggerKind, str]) -> TriggerSpec:  # fmt: skip
         from duly.app import Task
 
@@ -56,7 +79,7 @@ class ScheduleVerbs:
             raise InvalidOption(f"unknown trigger option(s): {', '.join(sorted(opts))}")
         return spec
 
-    def schedule(self: App, task: str | Task[Any, Any], *, name: str | None = None, cron: str | None = None,
+    def schedule(self, task: str | Task[Any, Any], *, name: str | None = None, cron: str | None = None,
                  every: Duration | None = None, at: datetime | str | None = None, in_: Duration | None = None,
                  event: str | None = None, webhook: bool = False, manual: bool = False, tz: str | None = None,
                  args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **opts: Any) -> Trigger:  # fmt: skip
@@ -66,7 +89,7 @@ class ScheduleVerbs:
         kind_spec = _kind_and_spec(cron, every, at, in_, event, webhook, manual)
         return self.scheduler.add(self._spec(task, name, tz, args, kwargs, opts, kind_spec))
 
-    def periodic(self: App, *, cron: str | None = None, every: Duration | None = None, tz: str | None = None,
+    def periodic(self, *, cron: str | None = None, every: Duration | None = None, tz: str | None = None,
                  name: str | None = None, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
                  task_options: dict[str, Any] | None = None, **opts: Any) -> Callable[[Callable[..., Any]], Any]:  # fmt: skip
         """Decorator: register the function as a task and declare a cron or every trigger for it
@@ -74,14 +97,14 @@ class ScheduleVerbs:
         kind_spec = _kind_and_spec(cron, every, None, None, None, False, False)
         return self._declaring(kind_spec, tz, name, args, kwargs, task_options, opts)
 
-    def on_event(self: App, event: str, *, filter: dict[str, Any] | None = None, debounce: Duration | None = None,
+    def on_event(self, event: str, *, filter: dict[str, Any] | None = None, debounce: Duration | None = None,
                  name: str | None = None, task_options: dict[str, Any] | None = None, **opts: Any) -> Callable[[Callable[..., Any]], Any]:  # fmt: skip
         """Decorator: run the function when ``app.emit(event, data)`` matches; it receives
         ``event=`` (or ``events=`` with the window's events when ``debounce`` is set)."""
         opts.update(filter=filter, debounce=debounce)
         return self._declaring((TriggerKind.EVENT, event), None, name, (), None, task_options, opts)
 
-    def _declaring(self: App, kind_spec: tuple[TriggerKind, str], tz: str | None, name: str | None,
+    def _declaring(self, kind_spec: tuple[TriggerKind, str], tz: str | None, name: str | None,
                    args: Sequence[Any], kwargs: dict[str, Any] | None, task_options: dict[str, Any] | None,
                    opts: dict[str, Any]) -> Callable[[Callable[..., Any]], Any]:  # fmt: skip
         from duly.app import Task
@@ -93,7 +116,7 @@ class ScheduleVerbs:
 
         return register
 
-    def _trigger_params(self: App, spec: TriggerSpec, slot: datetime | None, extra: dict[str, Any]) -> EnqueueParams:
+    def _trigger_params(self, spec: TriggerSpec, slot: datetime | None, extra: dict[str, Any]) -> EnqueueParams:
         from duly.app import Enqueue
 
         opts = spec.options()
@@ -108,56 +131,56 @@ class ScheduleVerbs:
 
     # -- reading and steering ------------------------------------------------------------
 
-    def triggers(self: App) -> list[Trigger]:
+    def triggers(self) -> list[Trigger]:
         self.scheduler.sync()
         result: list[Trigger] = self.store.list_triggers()
         return result
 
-    def trigger(self: App, name: str) -> Trigger:
+    def trigger(self, name: str) -> Trigger:
         t: Trigger | None = self.store.get_trigger(name)
         if t is None:
             raise TriggerNotFound(f"no trigger named {name!r}")
         return t
 
-    def trigger_state(self: App, name: str) -> TriggerState:
+    def trigger_state(self, name: str) -> TriggerState:
         state: TriggerState = self.store.trigger_state(self.trigger(name))
         return state
 
-    def upcoming(self: App, name: str, count: int = 10) -> list[datetime]:
+    def upcoming(self, name: str, count: int = 10) -> list[datetime]:
         t = self.trigger(name)
         if t.paused:
             return []
         after = (t.next_fire_at or self.clock.now()) - timedelta(microseconds=1)
         return upcoming(t.spec, after, count)
 
-    def pause_trigger(self: App, name: str) -> Trigger:
+    def pause_trigger(self, name: str) -> Trigger:
         return self.scheduler.pause(name, True)
 
-    def resume_trigger(self: App, name: str) -> Trigger:
+    def resume_trigger(self, name: str) -> Trigger:
         return self.scheduler.pause(name, False)
 
-    def delete_trigger(self: App, name: str) -> None:
+    def delete_trigger(self, name: str) -> None:
         if not self.store.delete_trigger(name):
             raise TriggerNotFound(f"no trigger named {name!r}")
 
-    def run_trigger(self: App, name: str) -> Job:
+    def run_trigger(self, name: str) -> Job:
         """Run a trigger's job now ("run now"), recorded as its last manual run."""
         return self.get_job(self.scheduler.run_now(name))
 
-    def emit(self: App, name: str, data: Any = None, conn: Any = None) -> list[int]:
+    def emit(self, name: str, data: Any = None, conn: Any = None) -> list[int]:
         """Emit an application event; matching event triggers make their jobs."""
         return self.scheduler.emit(name, data, conn)
 
-    def fire_webhook(self: App, secret: str, payload: Any = None) -> list[int]:
+    def fire_webhook(self, secret: str, payload: Any = None) -> list[int]:
         return self.scheduler.webhook(secret, payload)
 
-    def scheduler_tick(self: App) -> int:
+    def scheduler_tick(self) -> int:
         """Fire due triggers once (workers do this every second; tests and drain call it)."""
         return self.scheduler.tick()
 
     # -- recurring named jobs (the Boundary seed) ---------------------------------------
 
-    def recurring(self: App, name: str, task: str | Task[Any, Any], *, next_run_in: Duration = 0,
+    def recurring(self, name: str, task: str | Task[Any, Any], *, next_run_in: Duration = 0,
                   args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **opts: Any) -> Job:  # fmt: skip
         """Register a named recurring job: one live job per name across all servers (so at most
         one run at a time). Registering again leaves the stored next run as it is. The handler
@@ -165,7 +188,7 @@ class ScheduleVerbs:
         opts.setdefault("max_attempts", 1_000_000)
         return self.enqueue(task, args, kwargs, key=f"recurring:{name}", mode="ignore", run_in=next_run_in, **opts)
 
-    def run_at_least_within(self: App, name: str, within: Duration) -> Job:
+    def run_at_least_within(self, name: str, within: Duration) -> Job:
         """Move the named recurring job's next run earlier, to now + ``within`` at the latest;
         never later. Unknown name: JobNotFound."""
         if not name:

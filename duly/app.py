@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from duly.core import defaults
 from duly.core.clock import Clock, SystemClock
@@ -38,6 +38,7 @@ from duly.core.payload import dump_arguments
 from duly.core.retry import RetryPolicy, as_policy
 from duly.core.states import JobState
 from duly._schedules import ScheduleVerbs
+from duly.runtime.context import JobContext
 from duly.runtime.hooks import Hooks
 from duly.runtime.scheduler import Scheduler
 from duly.runtime.worker import Worker
@@ -75,7 +76,7 @@ class Task(Generic[P, R]):
         self.name = name
         self.defaults = options
         self.is_async = inspect.iscoroutinefunction(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -105,6 +106,17 @@ class Task(Generic[P, R]):
 
 
 _OPTION_NAMES = set(Enqueue.__dataclass_fields__) - {"task", "args", "kwargs"}
+
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` returns: a handler's first ``ctx: JobContext`` parameter is
+    supplied by the worker, so it is not part of ``enqueue``'s signature."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[JobContext, P], R], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 class BoundTask(Generic[P, R]):
@@ -186,6 +198,30 @@ class App(ScheduleVerbs):
         return self.store.migrate()
 
     # -- tasks -------------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[Concatenate[JobContext, P], R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = defaults.QUEUE,
+        priority: int = defaults.PRIORITY,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
+        retry: Any = None,
+        timeout: Duration | None = None,
+        lease: Duration = defaults.LEASE_SECONDS,
+        concurrency: int | None = None,
+        stall_after: Duration | None = None,
+        no_retry: Sequence[type[BaseException]] = (),
+    ) -> TaskDecorator: ...
 
     def task(
         self,

@@ -183,7 +183,9 @@ def queues_cmd(app_path: str | None, url: str | None, prefix: str, as_json: bool
     if as_json:
         print_json({s.queue: {k.value: v for k, v in s.counts.items()} for s in stats})
         return
-    table = Table("queue", *[Text(s, style=STATE_STYLE[s]) for s in STATES])
+    table = Table("queue")
+    for st in STATES:
+        table.add_column(Text(st, style=STATE_STYLE[st]))
     for s in stats:
         table.add_row(Text(s.queue), *[str(s.counts.get(JobState(st), 0)) for st in STATES])
     console.print(table)

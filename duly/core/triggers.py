@@ -19,6 +19,7 @@ import fnmatch
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +27,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from duly.core.durations import parse_duration, to_seconds
 from duly.core.errors import InvalidOption
+from duly.core.model import EnqueueParams
 
 
 class TriggerKind(str, enum.Enum):
@@ -331,7 +333,7 @@ class Fire:
 
     trigger_id: int
     expected_next: datetime | None
-    jobs: list[tuple[datetime | None, Any]]  # (slot_at, EnqueueParams)
+    jobs: Sequence[tuple[datetime | None, EnqueueParams]]  # (slot time or None, the job)
     next_fire_at: datetime | None
     missed: int = 0
     delete: bool = False  # one-shot triggers remove themselves after firing

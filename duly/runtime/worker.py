@@ -20,12 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from duly.core import defaults
 from duly.core.clock import Clock
 from duly.core.model import ClaimParams, Finish, Held, Job
 from duly.runtime import events
 from duly.runtime.context import JobContext, install_capture, uninstall_capture
 from duly.runtime.executor import CANCEL, LOST, SHUTDOWN, STALLED, Executor, TaskLike
 from duly.runtime.hooks import Hooks
+from duly.runtime.housekeeping import Housekeeping
 from duly.runtime.pidfile import PidFile
 from duly.store.base import Store
 
@@ -33,10 +35,17 @@ T = TypeVar("T")
 
 
 class AppLike(Protocol):
-    store: Store
-    tasks: Mapping[str, TaskLike]
-    hooks: Hooks
-    clock: Clock
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def tasks(self) -> Mapping[str, TaskLike]: ...
+
+    @property
+    def hooks(self) -> Hooks: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
 
 @dataclass
@@ -55,9 +64,12 @@ class WorkerConfig:
     worker_id: str | None = None
     isolation: str = "thread"  # or "process": one child process per job (needs app_path)
     app_path: str | None = None  # module:attribute of the App, for process isolation
+    #: Finished jobs older than this many seconds are deleted (None: keep them forever).
+    prune_after: float | None = defaults.PRUNE_AFTER_SECONDS
+    prune_interval: float = defaults.PRUNE_INTERVAL_SECONDS  # seconds between pruning rounds
 
 
-class Worker:
+class Worker(Housekeeping):
     def __init__(self, app: AppLike, config: WorkerConfig | None = None, **kw: Any) -> None:
         self.app = app
         self.config = config or WorkerConfig(**kw)
@@ -86,6 +98,10 @@ class Worker:
         #: Jobs whose sync handlers ignored the shutdown request and still run in their
         #: threads after ``run`` returned (their jobs were handed back as interrupted).
         self.abandoned = 0
+        #: Paused queues, re-read by the maintenance loop and excluded from claims.
+        self.paused: list[str] = []
+        self._touched = 0.0
+        self._pruned_at: float | None = None
 
     def _isolated(self) -> Any:
         if self.config.isolation == "thread":
@@ -287,6 +303,7 @@ class Worker:
             if time.monotonic() - last >= self.heartbeat_every():
                 last = time.monotonic()
                 await self.heartbeat_once()
+                await self.touch_once()
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -321,6 +338,8 @@ class Worker:
     async def _maintenance(self) -> None:
         while True:
             await self.rescue_once()
+            await self.refresh_paused()
+            await self.prune_once()
             await asyncio.sleep(self.config.rescue_interval)
 
     # -- fetching -----------------------------------------------------------------------
@@ -329,7 +348,7 @@ class Worker:
         free = self.capacity() - len(self.held) if limit is None else limit
         if free <= 0:
             return []
-        params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude())
+        params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude(), self.paused)
         jobs = await self._call(self.store.claim, params)
         events.emit("worker.poll", claimed=len(jobs), free=free)
         for job in jobs:
@@ -340,6 +359,7 @@ class Worker:
         """Rescue, claim one batch, run it to the end and persist the outcomes."""
         await self._setup()
         await self.rescue_once()
+        await self.refresh_paused()
         jobs = await self.claim_once()
         while self.tasks:
             await asyncio.gather(*list(self.tasks))
@@ -421,6 +441,8 @@ class Worker:
         if subscribe_clock is not None:
             subscribe_clock(self.wake)
         events.emit("worker.start", worker=self.worker_id, queues=self.config.queues or "*", concurrency=self.config.concurrency)
+        await self.register()
+        await self.refresh_paused()
         loops = [self._completer, self._heartbeater, self._maintenance]
         if self.config.scheduler:
             loops.append(self._scheduler)
@@ -434,6 +456,7 @@ class Worker:
             await asyncio.gather(*services, return_exceptions=True)
             await self.flush()
             unsubscribe()
+            await self.deregister()
             if pid is not None:
                 pid.release()
             self.close()

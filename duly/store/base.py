@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from duly.core.triggers import Fire, Trigger, TriggerSpec, TriggerState
 from duly.core.model import (
     Attempt,
     ClaimParams,
@@ -23,9 +24,10 @@ from duly.core.model import (
     JobFilter,
     QueueStats,
 )
+from duly.store.admin import AdminStore
 
 
-class Store(Protocol):
+class Store(AdminStore, Protocol):
     backend: str  # "sqlite" | "postgres"
     url: str  # with any password redacted
 
@@ -82,6 +84,41 @@ class Store(Protocol):
 
     def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:
         """The earliest run time of a waiting job (due or not), for sleeping until then."""
+
+    def run_at_least_within(self, key: str, seconds: float) -> Job | None:
+        """Move the live job holding ``key`` to run no later than now + ``seconds`` (never later);
+        a running holder is returned unchanged; None when no live job holds the key."""
+
+    # -- triggers (see duly.core.triggers and duly.runtime.scheduler) --------------------
+    def add_trigger(self, t: TriggerSpec, next_fire_at: datetime | None, declared: bool = False) -> Trigger:
+        """Store a trigger; a name taken is InvalidOption, unless ``declared`` (from code), which
+        updates the rule and keeps the state unless the schedule itself changed."""
+
+    def get_trigger(self, name: str) -> Trigger | None: ...
+
+    def list_triggers(self) -> list[Trigger]: ...
+
+    def event_triggers(self) -> list[Trigger]:
+        """Active event triggers (matched in Python against each emitted event)."""
+
+    def trigger_by_secret(self, secret: str) -> Trigger | None: ...
+
+    def delete_trigger(self, name: str) -> bool: ...
+
+    def pause_trigger(self, name: str, paused: bool, next_fire_at: datetime | None) -> Trigger | None: ...
+
+    def due_triggers(self, limit: int = 100) -> list[Trigger]: ...
+
+    def next_fire_at(self) -> datetime | None: ...
+
+    def fire(self, f: Fire) -> list[int] | None:
+        """Record one firing in one transaction (slots, jobs, trigger state); None when another
+        scheduler recorded it first. A slot that already has a job is skipped."""
+
+    def append_event(self, trigger_id: int, event: Any, window_end: datetime, conn: Any = None) -> None:
+        """Add an event to the trigger's debounce window, opening it (until ``window_end``)."""
+
+    def trigger_state(self, trigger: Trigger) -> TriggerState: ...
 
     # -- wake-ups ----------------------------------------------------------------------
     def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:

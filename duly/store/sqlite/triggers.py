@@ -23,10 +23,17 @@ class SQLiteTriggers:
     _q: dict[str, str]
 
     # helpers provided by SQLiteStore
-    def _write(self) -> Any: ...  # pragma: no cover
-    def _read(self, query: str, params: Any = ()) -> list[Any]: ...  # pragma: no cover
-    def _now(self) -> int: ...  # pragma: no cover
-    def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> Any: ...  # pragma: no cover
+    def _write(self) -> Any:
+        raise NotImplementedError
+
+    def _read(self, query: str, params: Any = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _now(self) -> int:
+        raise NotImplementedError
+
+    def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> Any:
+        raise NotImplementedError
 
     def _trigger(self, row: Any) -> Trigger:
         from duly.store.sqlite.store import _dt
@@ -87,7 +94,8 @@ class SQLiteTriggers:
     def delete_trigger(self, name: str) -> bool:
         with self._write() as cur:
             cur.execute(self._q["trigger_delete"], (name,))
-            return cur.rowcount > 0
+            deleted: bool = cur.rowcount > 0
+        return deleted
 
     def pause_trigger(self, name: str, paused: bool, next_fire_at: datetime | None) -> Trigger | None:
         from duly.store.sqlite.store import _ts
