@@ -14,3 +14,21 @@ MAX_ATTEMPTS = 5
 LEASE_SECONDS = 60.0
 #: Largest JSON size of a job's arguments, in bytes.
 MAX_PAYLOAD_BYTES = DEFAULT_MAX_PAYLOAD_BYTES
+
+# -- operating surfaces (workers' housekeeping, counts) ----------------------------------
+#: Finished jobs (succeeded, failed, cancelled, expired) older than this are deleted by the
+#: workers, with their attempts (seconds; ``WorkerConfig(prune_after=None)`` keeps them).
+PRUNE_AFTER_SECONDS = 7 * 86400.0
+#: Seconds between one worker's pruning rounds.
+PRUNE_INTERVAL_SECONDS = 600.0
+#: Jobs deleted per pruning transaction: short transactions, no long locks.
+PRUNE_BATCH = 1000
+#: A registered worker not seen for this many seconds is shown as dead.
+WORKER_DEAD_AFTER_SECONDS = 60.0
+#: Registry rows of workers not seen for this many seconds are deleted when pruning.
+WORKER_FORGET_AFTER_SECONDS = 86400.0
+#: Counts per queue and state are exact up to these numbers (live states: queued, running,
+#: retrying; final states); above them PostgreSQL gives the planner's estimate instead of
+#: visiting every row. SQLite always counts exactly.
+COUNT_EXACT_LIVE = 100_000
+COUNT_EXACT_FINAL = 10_000

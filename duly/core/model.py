@@ -127,6 +127,7 @@ class ClaimParams:
     limit: int
     queues: Sequence[str] | None = None  # None: every queue
     exclude_tasks: Sequence[str] = ()  # tasks at their concurrency limit in this worker
+    exclude_queues: Sequence[str] = ()  # paused queues (the worker refreshes them periodically)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,66 @@
+"""The store verbs of the operating surfaces (CLI, dashboard, JSON API, metrics) and of
+the worker's housekeeping: the worker registry, paused queues, retention pruning,
+throughput and counts that stay cheap on tables of many millions of jobs.
+
+Both backends implement them in a mixin (``duly.store.sqlite.admin``,
+``duly.store.postgres.admin``) and pass ``tests/contract/test_admin.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from duly.core.admin import PausedQueue, QueueCounts, ThroughputPoint, WorkerInfo, WorkerRegistration
+from duly.core.model import Job
+
+
+class AdminStore(Protocol):
+    # -- worker registry ----------------------------------------------------------------
+    def register_worker(self, reg: WorkerRegistration) -> None:
+        """Insert (or refresh) the worker's row; called when a worker starts."""
+
+    def touch_worker(self, worker_id: str) -> bool:
+        """Mark the worker seen now; False when its row is gone (it should register again)."""
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Delete the worker's row; called when a worker stops gracefully."""
+
+    def forget_workers(self, before: datetime) -> int:
+        """Delete rows of workers last seen before ``before`` (dead for long); return how many."""
+
+    def list_workers(self, dead_after: float) -> list[WorkerInfo]:
+        """Every registered worker, alive when seen within ``dead_after`` seconds."""
+
+    # -- queues -------------------------------------------------------------------------
+    def pause_queue(self, queue: str) -> bool:
+        """Stop workers claiming from ``queue``; False when it was already paused."""
+
+    def resume_queue(self, queue: str) -> bool:
+        """Let workers claim from ``queue`` again; False when it was not paused."""
+
+    def paused_queues(self) -> list[PausedQueue]: ...
+
+    def queue_counts(self) -> list[QueueCounts]:
+        """Jobs per queue and state; exact up to the store's limit, estimated above it
+        where the backend can estimate (the state is then listed in ``estimated``)."""
+
+    def oldest_due(self) -> dict[str, datetime]:
+        """Per queue, the run time of the job that has waited longest while due."""
+
+    def throughput(self, since: datetime) -> list[ThroughputPoint]:
+        """Jobs that ended since ``since``, per minute, queue and final state."""
+
+    def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
+        """(queue, outcome, seconds) of attempts of the jobs that ended since ``since``."""
+
+    # -- retention ----------------------------------------------------------------------
+    def prune(self, before: datetime, batch: int) -> int:
+        """Delete up to ``batch`` jobs that ended before ``before``, with their attempts,
+        in one short transaction; return how many. Call again until it returns 0."""
+
+    def count_prunable(self, before: datetime) -> int: ...
+
+    # -- steering -----------------------------------------------------------------------
+    def run_now(self, job_id: int) -> Job | None:
+        """Make a waiting (scheduled or retrying) job due now; None when it is not waiting."""

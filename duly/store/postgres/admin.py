@@ -1,0 +1,186 @@
+"""The PostgreSQL store's operating verbs (``duly.store.admin.AdminStore``), as a mixin of
+``PostgresStore``: worker registry, paused queues, pruning, throughput and counts.
+
+Counts stay cheap on tables of many millions of rows: per queue (found by a loose index
+scan) and state, at most ``COUNT_EXACT_LIVE`` / ``COUNT_EXACT_FINAL`` rows are counted
+over the ``(queue, state, run_at)`` index; a count that reaches its cap is replaced by the
+planner's estimate (EXPLAIN, backed by extended statistics on ``(queue, state)``), and the
+state is reported in ``QueueCounts.estimated``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from duly.core import defaults
+from duly.core.admin import (
+    PausedQueue,
+    QueueCounts,
+    ThroughputPoint,
+    WorkerInfo,
+    WorkerRegistration,
+)
+from duly.core.model import Job
+from duly.core.states import JobState
+from duly.store import _sql
+from duly.store.postgres._conn import fetch
+from duly.store.postgres._rows import to_job
+
+LIVE = ("queued", "running", "retrying")
+FINAL = ("succeeded", "failed", "cancelled", "expired")
+
+
+class PostgresAdmin:
+    """Mixed into ``PostgresStore``; relies on its plumbing (declared for type checkers)."""
+
+    channel: str
+    _render: Callable[[str], str]
+    _now_param: Callable[[], datetime | None]
+    _connection: Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
+    _admin_queries: dict[str, str] | None = None
+
+    @property
+    def _aq(self) -> dict[str, str]:
+        if self._admin_queries is None:
+            raw = _sql.load_queries("duly.store.postgres", "admin.sql")
+            self._admin_queries = {k: self._render(v) for k, v in raw.items()}
+        return self._admin_queries
+
+    def _arun(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            return fetch(conn, self._aq[name], params)
+
+    # -- worker registry ----------------------------------------------------------------
+
+    def register_worker(self, reg: WorkerRegistration) -> None:
+        self._arun("register_worker", {
+            "now": self._now_param(), "id": reg.id, "hostname": reg.hostname, "pid": reg.pid,
+            "queues": None if reg.queues is None else json.dumps(list(reg.queues)),
+            "concurrency": reg.concurrency,
+        })  # fmt: skip
+
+    def touch_worker(self, worker_id: str) -> bool:
+        return bool(self._arun("touch_worker", {"now": self._now_param(), "id": worker_id}))
+
+    def remove_worker(self, worker_id: str) -> None:
+        self._arun("remove_worker", {"id": worker_id})
+
+    def forget_workers(self, before: datetime) -> int:
+        return int(self._arun("forget_workers", {"before": before})[0][0])
+
+    def list_workers(self, dead_after: float) -> list[WorkerInfo]:
+        rows = self._arun("list_workers", {"now": self._now_param(), "dead_after": dead_after})
+        return [
+            WorkerInfo(
+                id=r[0],
+                hostname=r[1],
+                pid=r[2],
+                queues=None if r[3] is None else json.loads(r[3]),
+                concurrency=r[4],
+                started_at=r[5].astimezone(UTC),
+                last_seen_at=r[6].astimezone(UTC),
+                alive=bool(r[7]),
+                running=int(r[8]),
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    # -- queues -------------------------------------------------------------------------
+
+    def pause_queue(self, queue: str) -> bool:
+        return bool(self._arun("pause_queue", {"now": self._now_param(), "name": queue}))
+
+    def resume_queue(self, queue: str) -> bool:
+        return bool(self._arun("resume_queue", {"now": self._now_param(), "name": queue}))
+
+    def paused_queues(self) -> list[PausedQueue]:
+        return [PausedQueue(r[0], r[1].astimezone(UTC)) for r in self._arun("paused_queues", {})]
+
+    def _queue_names(self, conn: psycopg.Connection[Any]) -> list[str]:
+        return sorted(r[0] for r in fetch(conn, self._aq["queue_names"], {}))
+
+    def queue_counts(self) -> list[QueueCounts]:
+        now = self._now_param()
+        with self._connection() as conn:
+            queues = self._queue_names(conn)
+            if not queues:
+                return []
+            paused = {r[0] for r in fetch(conn, self._aq["paused_queues"], {})}
+            counts: dict[str, dict[JobState, int]] = {q: dict.fromkeys(JobState, 0) for q in queues}
+            estimated: dict[str, set[JobState]] = {q: set() for q in queues}
+            for states, cap in (
+                (LIVE, defaults.COUNT_EXACT_LIVE),
+                (FINAL, defaults.COUNT_EXACT_FINAL),
+            ):
+                rows = fetch(conn, self._aq["capped_counts"], {
+                    "now": now, "queues": queues, "states": list(states), "cap": cap,
+                })  # fmt: skip
+                for queue, state, n, due in rows:
+                    if n >= cap:
+                        n = max(n, self._estimate(conn, "estimate_state", queue, state, now))
+                        if state != "queued":
+                            estimated[queue].add(JobState(state))
+                        elif due < cap:  # every due row was seen: only "scheduled" is estimated
+                            estimated[queue].add(JobState.SCHEDULED)
+                        else:
+                            est = self._estimate(conn, "estimate_due", queue, state, now)
+                            due = min(n, max(due, est))
+                            estimated[queue].update((JobState.QUEUED, JobState.SCHEDULED))
+                    c = counts[queue]
+                    if state == "queued":
+                        c[JobState.QUEUED] = int(due)
+                        c[JobState.SCHEDULED] = int(n - due)
+                    else:
+                        c[JobState(state)] = int(n)
+        return [QueueCounts(q, counts[q], frozenset(estimated[q]), q in paused) for q in queues]
+
+    def _estimate(
+        self,
+        conn: psycopg.Connection[Any],
+        query: str,
+        queue: str,
+        state: str,
+        now: datetime | None,
+    ) -> int:
+        plan = fetch(conn, self._aq[query], {"queue": queue, "state": state, "now": now})[0][0]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def oldest_due(self) -> dict[str, datetime]:
+        with self._connection() as conn:
+            queues = self._queue_names(conn)
+            rows = fetch(conn, self._aq["oldest_due"], {"now": self._now_param(), "queues": queues})
+        return {r[0]: r[1].astimezone(UTC) for r in rows if r[1] is not None}
+
+    def throughput(self, since: datetime) -> list[ThroughputPoint]:
+        return [
+            ThroughputPoint(r[0], r[2].astimezone(UTC), JobState(r[1]), int(r[3]))
+            for r in self._arun("throughput", {"since": since})
+        ]
+
+    def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
+        rows = self._arun("recent_attempts", {"since": since, "limit": limit})
+        return [(r[0], r[1], max(float(r[2]), 0.0)) for r in rows]
+
+    # -- retention ----------------------------------------------------------------------
+
+    def prune(self, before: datetime, batch: int) -> int:
+        return int(self._arun("prune_batch", {"before": before, "batch": batch})[0][0])
+
+    def count_prunable(self, before: datetime) -> int:
+        return int(self._arun("count_prunable", {"before": before})[0][0])
+
+    # -- steering -----------------------------------------------------------------------
+
+    def run_now(self, job_id: int) -> Job | None:
+        rows = self._arun(
+            "run_now", {"now": self._now_param(), "id": job_id, "channel": self.channel}
+        )
+        return to_job(rows[0]) if rows else None

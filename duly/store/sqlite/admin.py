@@ -1,0 +1,170 @@
+"""The SQLite store's operating verbs (``duly.store.admin.AdminStore``), as a mixin of
+``SQLiteStore``: worker registry, paused queues, pruning, throughput and counts.
+
+Counts are exact on SQLite: each (queue, state) is counted over the covering
+``(queue, state, run_at)`` index, which SQLite walks at tens of millions of entries a
+second (see docs/dashboard.md for the measured figures); SQLite keeps no statistics a
+cheaper estimate could come from.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from duly.core.admin import PausedQueue, QueueCounts, ThroughputPoint, WorkerInfo, WorkerRegistration
+from duly.core.model import Job
+from duly.core.states import JobState
+from duly.store import _sql
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_STORED_STATES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled", "expired")
+
+
+def _us(dt: datetime) -> int:
+    return (dt - _EPOCH) // _US
+
+
+def _dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+class SQLiteAdmin:
+    """Mixed into ``SQLiteStore``; relies on its plumbing (declared here for type checkers)."""
+
+    _names: dict[str, str]
+    _write: Callable[[], AbstractContextManager[sqlite3.Cursor]]
+    _read: Callable[..., list[Any]]
+    _now: Callable[[], int]
+    _job: Callable[[Sequence[Any], int], Job]
+    _admin_queries: dict[str, str] | None = None
+
+    @property
+    def _aq(self) -> dict[str, str]:
+        if self._admin_queries is None:
+            raw = _sql.load_queries("duly.store.sqlite", "admin.sql")
+            self._admin_queries = {k: v.format(**self._names) for k, v in raw.items()}
+        return self._admin_queries
+
+    # -- worker registry ----------------------------------------------------------------
+
+    def register_worker(self, reg: WorkerRegistration) -> None:
+        queues = None if reg.queues is None else json.dumps(list(reg.queues))
+        with self._write() as cur:
+            cur.execute(
+                self._aq["register_worker"],
+                (reg.id, reg.hostname, reg.pid, queues, reg.concurrency, self._now()),
+            )
+
+    def touch_worker(self, worker_id: str) -> bool:
+        with self._write() as cur:
+            cur.execute(self._aq["touch_worker"], (self._now(), worker_id))
+            return cur.rowcount > 0
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._write() as cur:
+            cur.execute(self._aq["remove_worker"], (worker_id,))
+
+    def forget_workers(self, before: datetime) -> int:
+        with self._write() as cur:
+            cur.execute(self._aq["forget_workers"], (_us(before),))
+            return cur.rowcount
+
+    def list_workers(self, dead_after: float) -> list[WorkerInfo]:
+        now = self._now()
+        limit = now - int(dead_after * 1_000_000)
+        return [
+            WorkerInfo(
+                id=r[0], hostname=r[1], pid=r[2], queues=None if r[3] is None else json.loads(r[3]),
+                concurrency=r[4], started_at=_dt(r[5]), last_seen_at=_dt(r[6]),
+                alive=r[6] >= limit, running=r[7],
+            )  # fmt: skip
+            for r in self._read(self._aq["list_workers"])
+        ]
+
+    # -- queues -------------------------------------------------------------------------
+
+    def pause_queue(self, queue: str) -> bool:
+        with self._write() as cur:
+            row = cur.execute(self._aq["queue_paused_at"], (queue,)).fetchone()
+            if row is not None and row[0] is not None:
+                return False
+            cur.execute(self._aq["pause_queue"], (queue, self._now()))
+            return True
+
+    def resume_queue(self, queue: str) -> bool:
+        with self._write() as cur:
+            cur.execute(self._aq["resume_queue"], (self._now(), queue))
+            return cur.rowcount > 0
+
+    def paused_queues(self) -> list[PausedQueue]:
+        return [PausedQueue(r[0], _dt(r[1])) for r in self._read(self._aq["paused_queues"])]
+
+    def _queue_names(self) -> list[str]:
+        return sorted(r[0] for r in self._read(self._aq["queue_names"]))
+
+    def queue_counts(self) -> list[QueueCounts]:
+        now = self._now()
+        paused = {p.name for p in self.paused_queues()}
+        out = []
+        for queue in self._queue_names():
+            counts = dict.fromkeys(JobState, 0)
+            for stored in _STORED_STATES:
+                n, due = self._read(self._aq["count_queue_state"], (queue, stored, now))[0]
+                if stored == "queued":
+                    counts[JobState.QUEUED] = due
+                    counts[JobState.SCHEDULED] = n - due
+                else:
+                    counts[JobState(stored)] = n
+            out.append(QueueCounts(queue, counts, frozenset(), queue in paused))
+        return out
+
+    def oldest_due(self) -> dict[str, datetime]:
+        now = self._now()
+        out = {}
+        for queue in self._queue_names():
+            found = [
+                r[0]
+                for state in ("queued", "retrying")
+                for r in self._read(self._aq["oldest_due"], (queue, state, now))
+                if r[0] is not None
+            ]
+            if found:
+                out[queue] = _dt(min(found))
+        return out
+
+    def throughput(self, since: datetime) -> list[ThroughputPoint]:
+        return [
+            ThroughputPoint(r[0], _dt(r[2]), JobState(r[1]), r[3])
+            for r in self._read(self._aq["throughput"], (_us(since),))
+        ]
+
+    def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
+        rows = self._read(self._aq["recent_attempts"], (_us(since), limit))
+        return [(r[0], r[1], max(r[2], 0) / 1_000_000) for r in rows]
+
+    # -- retention ----------------------------------------------------------------------
+
+    def prune(self, before: datetime, batch: int) -> int:
+        with self._write() as cur:
+            ids = [r[0] for r in cur.execute(self._aq["prune_batch"], (_us(before), batch)).fetchall()]
+            if ids:
+                cur.execute(self._aq["prune_attempts"], (json.dumps(ids),))
+        return len(ids)
+
+    def count_prunable(self, before: datetime) -> int:
+        return int(self._read(self._aq["count_prunable"], (_us(before),))[0][0])
+
+    # -- steering -----------------------------------------------------------------------
+
+    def run_now(self, job_id: int) -> Job | None:
+        now = self._now()
+        with self._write() as cur:
+            row = cur.execute(self._aq["run_now"], (now, job_id)).fetchone()
+        return None if row is None else self._job(row, now)
+
