@@ -121,7 +121,9 @@ class Executor:
             else:
                 finish = self._returned(job, ctx, value)
         finally:
-            self.running.pop(job.id, None)
+            entry = self.running.get(job.id)
+            if entry is not None and entry[1] is ctx:  # a later attempt of the job may own it now
+                del self.running[job.id]
         if finish is not None and ctx.progress_done is not None:
             finish = dataclasses.replace(
                 finish, progress_done=ctx.progress_done, progress_total=ctx.progress_total

@@ -183,7 +183,9 @@ class Worker(Housekeeping):
             self.per_task[job.task] -= 1
             if self.per_task[job.task] <= 0:
                 del self.per_task[job.task]
-            self.held.pop(job.id, None)
+            entry = self.held.get(job.id)
+            if entry is not None and entry[0].attempt == job.attempt:  # not a later attempt's entry
+                del self.held[job.id]
             queue = self.waiting.get(job.task)
             if queue:
                 self._launch(queue.popleft())
@@ -209,6 +211,7 @@ class Worker(Housekeeping):
             await self._flush_locked()
 
     async def _flush_locked(self) -> None:
+        failing_since: float | None = None
         while self.pending:
             batch, self.pending = self.pending, []
             submitted = asyncio.wrap_future(self._db.submit(self.store.finish, batch))
@@ -217,8 +220,17 @@ class Worker(Housekeeping):
             except Exception as exc:  # noqa: BLE001 - keep outcomes and retry
                 events.emit("worker.db_error", where="finish", error=repr(exc))
                 self.pending[:0] = batch
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if self.stopping and now - failing_since > self.config.grace + 5:
+                    # Shutting down without a database: give up; the leases run out and the
+                    # jobs are rescued elsewhere (their attempts recorded as lost).
+                    events.emit("worker.db_error", where="finish", error="giving up at shutdown", dropped=len(self.pending))
+                    self.pending.clear()
+                    return
                 await asyncio.sleep(0.5)
                 continue
+            failing_since = None
             for item in stale:
                 events.emit("job.stale", job=item.job_id, attempt=item.attempt, outcome=item.outcome.value)
 
