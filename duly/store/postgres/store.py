@@ -47,6 +47,8 @@ from duly.store.postgres._conn import fetch
 from duly.store.postgres._listen import Listener
 from duly.store.postgres._produce import Producer
 from duly.store.postgres._rows import finish_arrays, to_attempt, to_job, utc
+from duly.store.postgres.admin import PostgresAdmin
+from duly.store.postgres.triggers import PostgresTriggers
 from duly.store.url import redact_url
 
 PACKAGE = "duly.store.postgres"
@@ -58,7 +60,7 @@ POOL_TIMEOUT = 10.0
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore:
+class PostgresStore(PostgresTriggers, PostgresAdmin):
     backend = "postgres"
 
     def __init__(
