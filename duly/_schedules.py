@@ -151,7 +151,7 @@ class ScheduleVerbs:
         if t.paused:
             return []
         after = (t.next_fire_at or self.clock.now()) - timedelta(microseconds=1)
-        return upcoming(t.spec, after, count)
+        return upcoming(t.spec, after, count, first=t.next_fire_at)
 
     def pause_trigger(self, name: str) -> Trigger:
         return self.scheduler.pause(name, True)

@@ -69,7 +69,7 @@ MISFIRE_GRACE_SECONDS = 5.0
 def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise InvalidOption(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'") from None
 
 
@@ -82,9 +82,12 @@ def normalise_cron(expr: str) -> str:
             f"invalid cron expression {expr!r}: expected 5 fields (minute hour day month weekday), "
             "6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly"
         )
-    try:
-        croniter(text, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6)
-    except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
+    try:  # a time must exist too: "0 0 31 2 *" parses but never fires
+        it = croniter(text, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6)
+        it.get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidOption(f"invalid cron expression {expr!r}: it never fires (no such date)") from None
+    except (CroniterBadCronError, ValueError, KeyError) as exc:
         raise InvalidOption(f"invalid cron expression {expr!r}: {exc}") from None
     return text
 
@@ -95,21 +98,62 @@ def _local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
     return aware.astimezone(UTC)
 
 
+#: More than any change of a zone's UTC offset.
+_SHIFT = timedelta(hours=3)
+_US = timedelta(microseconds=1)
+
+
+def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
+    return instant.astimezone(tz).replace(tzinfo=None)
+
+
+def _first(
+    expr: str, six: bool, tz: ZoneInfo, start: datetime, after: datetime
+) -> tuple[datetime, datetime]:
+    """The first wall time of ``expr`` after the wall time ``start`` that lands after ``after``
+    on the real timeline: (wall time, UTC time)."""
+    it = croniter(expr, start, second_at_beginning=six)
+    try:
+        for _ in range(100_000):
+            naive = it.get_next(datetime)
+            candidate = _local_to_utc(naive, tz)
+            if candidate > after:
+                return naive, candidate
+    except CroniterBadDateError:
+        pass
+    raise InvalidOption(f"cron expression {expr!r} has no fire time after {after.isoformat()}")
+
+
+def _offset_change(tz: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
+    """The first instant (to the microsecond) after ``lo`` with ``hi``'s UTC offset."""
+    before = lo.astimezone(tz).utcoffset()
+    while hi - lo > _US:
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 def cron_next(expr: str, tz_name: str | None, after: datetime) -> datetime:
     """The first fire time strictly after ``after`` (UTC)."""
     tz = zone(tz_name)
     six = len(expr.split(" ")) == 6
-    local = after.astimezone(tz).replace(tzinfo=None)
-    # Start a little earlier only when a clock change happened lately: a wall time inside a
-    # skipped hour lands after the jump and may still be ahead of ``after``.
-    changed = tz.utcoffset(after.replace(tzinfo=None)) != tz.utcoffset((after - timedelta(hours=3)).replace(tzinfo=None))
-    start = local - timedelta(hours=3) if changed else local
-    it = croniter(expr, start, second_at_beginning=six)
-    for _ in range(100_000):
-        candidate = _local_to_utc(it.get_next(datetime), tz)
-        if candidate > after:
-            return candidate
-    raise InvalidOption(f"cron expression {expr!r} has no fire time after {after.isoformat()}")
+    naive, best = _first(expr, six, tz, _wall(after, tz), after)
+    # Wall times are not in the timeline's order around a jump forward: a skipped wall time
+    # lands after the jump, so it comes after later wall times that really exist.
+    offset = after.astimezone(tz).utcoffset()
+    jump = offset - (after - _SHIFT).astimezone(tz).utcoffset()  # type: ignore[operator]
+    if jump > timedelta(0):
+        if (after - jump).astimezone(tz).utcoffset() != offset:  # the jump was under ``jump`` ago
+            # skipped wall times later than ``after``'s minus the jump still land ahead of it
+            best = min(best, _first(expr, six, tz, _wall(after, tz) - jump, after)[1])
+    elif _wall(best, tz) != naive:  # the best wall time was skipped by a jump ahead
+        # wall times from the end of the jump on land from the jump on, maybe before ``best``
+        end = _wall(_offset_change(tz, best - _SHIFT, best), tz)
+        best = min(best, _first(expr, six, tz, end - _US, after)[1])
+    return best
 
 
 @dataclass
@@ -194,22 +238,26 @@ def _parse_time(value: Any, what: str) -> datetime:
 
 
 def first_fire(t: TriggerSpec, now: datetime) -> datetime | None:
-    """The first slot of a new trigger (None for kinds that do not fire on time)."""
+    """The first slot of a new (or resumed) trigger from ``now`` on; None for kinds that do
+    not fire on time, and once the trigger's end has passed."""
     if t.kind is TriggerKind.AT:
         return _parse_time(t.spec, "at")
+    slot: datetime | None = None
     if t.kind is TriggerKind.EVERY:
-        if t.start_at is None:  # the first slot is one interval from now
-            return now + timedelta(seconds=float(t.spec))
-        start = t.start_at
-        if start >= now:
-            return start
         step = float(t.spec)
-        n = math.ceil((now - start).total_seconds() / step)
-        return start + timedelta(seconds=n * step)
-    if t.kind is TriggerKind.CRON:  # the first slot strictly after now (or at/after start)
+        if t.start_at is None:  # the first slot is one interval from now
+            slot = now + timedelta(seconds=step)
+        elif t.start_at >= now:
+            slot = t.start_at
+        else:
+            n = math.ceil((now - t.start_at).total_seconds() / step)
+            slot = t.start_at + timedelta(seconds=n * step)
+    elif t.kind is TriggerKind.CRON:  # the first slot strictly after now (or at/after start)
         base = t.start_at - timedelta(microseconds=1) if t.start_at and t.start_at > now else now
-        return cron_next(t.spec, t.timezone, base)
-    return None
+        slot = cron_next(t.spec, t.timezone, base)
+    if slot is not None and t.end_at is not None and slot > t.end_at:
+        return None
+    return slot
 
 
 def next_after(t: TriggerSpec, slot: datetime) -> datetime | None:
@@ -254,10 +302,14 @@ def plan(t: TriggerSpec, due: datetime, now: datetime, scan_limit: int = 100_000
     return FirePlan(fire, len(slots) - len(fire), nxt)
 
 
-def upcoming(t: TriggerSpec, after: datetime, count: int = 10) -> list[datetime]:
-    """The next ``count`` fire times after ``after`` (for the CLI and the dashboard)."""
+def upcoming(
+    t: TriggerSpec, after: datetime, count: int = 10, first: datetime | None = None
+) -> list[datetime]:
+    """The next ``count`` fire times after ``after`` (for the CLI and the dashboard); a stored
+    trigger passes its next fire time as ``first`` (an ``every`` trigger without a start
+    counts its interval from its previous slot, not from ``after``)."""
     out: list[datetime] = []
-    slot = first_fire(t, after)
+    slot = first if first is not None else first_fire(t, after)
     while slot is not None and len(out) < count:
         if slot > after or t.kind is TriggerKind.AT:
             out.append(slot)
@@ -339,3 +391,6 @@ class Fire:
     delete: bool = False  # one-shot triggers remove themselves after firing
     manual: bool = False
     clear_window: bool = False
+    #: The debounce window's events the job took (the first ones): the store keeps those
+    #: appended since the scheduler read the window, and opens a new window for them.
+    window_taken: int = 0

@@ -82,8 +82,9 @@ class Scheduler:
         assert due is not None
         spec = t.spec
         if spec.kind in (TriggerKind.EVENT, TriggerKind.WEBHOOK):  # a debounce window closed
-            jobs = [(due, self.build(spec, due, {"events": t.window_events or []}))]
-            fire = Fire(t.id, due, jobs, None, clear_window=True)
+            taken = t.window_events or []
+            jobs = [(due, self.build(spec, due, {"events": taken}))]
+            fire = Fire(t.id, due, jobs, None, clear_window=True, window_taken=len(taken))
         else:
             p = plan(spec, due, now)
             jobs = [(slot, self.build(spec, slot, {})) for slot in p.slots]
@@ -143,7 +144,7 @@ class Scheduler:
         if t is None:
             raise TriggerNotFound(f"no trigger named {name!r}")
         nxt = t.next_fire_at if paused else first_fire(t.spec, self.clock.now())
-        if not paused and t.spec.kind is TriggerKind.AT:
-            nxt = t.next_fire_at
+        if not paused and t.spec.kind not in (TriggerKind.EVERY, TriggerKind.CRON):
+            nxt = t.next_fire_at  # an at time, or an open debounce window, stays as it is
         updated: Trigger = self.store.pause_trigger(name, paused, nxt)
         return updated

@@ -162,7 +162,7 @@ class PostgresTriggers:
                 guard = {
                     "id": f.trigger_id, "expected": f.expected_next,
                     "next_fire_at": f.next_fire_at, "missed": f.missed,
-                    "clear_window": f.clear_window, "now": now,
+                    "clear_window": f.clear_window, "taken": f.window_taken, "now": now,
                 }  # fmt: skip
                 if not fetch(conn, self._tq["trigger_advance"], guard):
                     return None

@@ -80,9 +80,21 @@ SELECT min(next_fire_at) FROM {triggers} WHERE NOT paused AND next_fire_at IS NO
 -- name: trigger_advance
 -- Guarded by the next fire time the scheduler read: a second scheduler recording the same
 -- firing waits for the first one's row lock, then finds the time moved and matches nothing.
+-- Closing a debounce window removes the %(taken)s events the job took; events appended
+-- since the scheduler read the window stay, in a new window that ends one debounce from now.
 UPDATE {triggers}
-SET next_fire_at = %(next_fire_at)s::timestamptz, missed = missed + %(missed)s::integer,
-    window_events = CASE WHEN %(clear_window)s::boolean THEN NULL ELSE window_events END,
+SET next_fire_at = CASE WHEN %(clear_window)s::boolean
+                             AND jsonb_array_length(coalesce(window_events, '[]'::jsonb))
+                                 > %(taken)s::integer
+                        THEN coalesce(%(now)s::timestamptz, now())
+                             + coalesce(debounce, 0) * interval '1 second'
+                        ELSE %(next_fire_at)s::timestamptz END,
+    missed = missed + %(missed)s::integer,
+    window_events = CASE WHEN %(clear_window)s::boolean
+                         THEN (SELECT jsonb_agg(w.e ORDER BY w.n)
+                               FROM jsonb_array_elements(window_events) WITH ORDINALITY AS w(e, n)
+                               WHERE w.n > %(taken)s::integer)
+                         ELSE window_events END,
     updated_at = coalesce(%(now)s::timestamptz, now())
 WHERE id = %(id)s::bigint AND next_fire_at IS NOT DISTINCT FROM %(expected)s::timestamptz
 RETURNING id

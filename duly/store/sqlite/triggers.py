@@ -124,7 +124,7 @@ class SQLiteTriggers:
                 cur.execute(
                     self._q["trigger_advance"],
                     (f.trigger_id, _ts(f.expected_next), _ts(f.next_fire_at), f.missed, None, None,
-                     1 if f.clear_window else 0, now),
+                     1 if f.clear_window else 0, now, f.window_taken),
                 )  # fmt: skip
                 if cur.rowcount == 0:
                     return None
@@ -139,13 +139,8 @@ class SQLiteTriggers:
                 if slot_at is not None:
                     cur.execute(self._q["slot_job"], (job_id, f.trigger_id, _ts(slot_at)))
             if ids:
-                if f.manual:
-                    cur.execute(self._q["trigger_manual"], (f.trigger_id, now, ids[-1]))
-                else:
-                    cur.execute(
-                        self._q["trigger_advance"],
-                        (f.trigger_id, _ts(f.next_fire_at), _ts(f.next_fire_at), 0, now, ids[-1], 0, now),
-                    )
+                which = "trigger_manual" if f.manual else "trigger_fired"
+                cur.execute(self._q[which], (f.trigger_id, now, ids[-1]))
             if f.delete:
                 cur.execute(self._q["trigger_delete_id"], (f.trigger_id,))
         return ids

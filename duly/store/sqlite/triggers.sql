@@ -52,11 +52,21 @@ LIMIT ?
 SELECT min(next_fire_at) FROM {triggers} WHERE paused = 0 AND next_fire_at IS NOT NULL
 
 -- name: trigger_advance
+-- Closing a debounce window (?7 = 1) removes the ?9 events the job took; events appended
+-- since the scheduler read the window stay, in a new window that ends one debounce from now.
 UPDATE {triggers}
-SET next_fire_at = ?3, missed = missed + ?4, last_fire_at = coalesce(?5, last_fire_at),
-    last_job_id = coalesce(?6, last_job_id),
-    window_events = CASE WHEN ?7 = 1 THEN NULL ELSE window_events END, updated_at = ?8
+SET next_fire_at = CASE WHEN ?7 = 1 AND json_array_length(coalesce(window_events, '[]')) > ?9
+                        THEN ?8 + CAST(coalesce(debounce, 0) * 1000000 AS INTEGER) ELSE ?3 END,
+    missed = missed + ?4,
+    window_events = CASE WHEN ?7 = 1
+                         THEN (SELECT CASE WHEN count(*) > 0 THEN json_group_array(value) END
+                               FROM json_each(window_events) WHERE key >= ?9)
+                         ELSE window_events END,
+    updated_at = ?8
 WHERE id = ?1 AND next_fire_at IS ?2
+
+-- name: trigger_fired
+UPDATE {triggers} SET last_fire_at = ?2, last_job_id = ?3, updated_at = ?2 WHERE id = ?1
 
 -- name: trigger_manual
 UPDATE {triggers} SET last_manual_at = ?2, last_manual_job_id = ?3, updated_at = ?2 WHERE id = ?1
