@@ -62,11 +62,17 @@ class DuplicateKey(DulyError):
         self.key = key
         self.job_id = job_id
 
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
+        return (type(self), (self.key, self.job_id))
+
 
 class JobNotFound(DulyError, LookupError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"no job with id {job_id}")
         self.job_id = job_id
+
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        return (type(self), (self.job_id,))
 
 
 class TriggerNotFound(DulyError, LookupError):
@@ -91,6 +97,9 @@ class StaleAttempt(DulyError):
         )
         self.job_id = job_id
         self.attempt = attempt
+
+    def __reduce__(self) -> tuple[type, tuple[int, int]]:
+        return (type(self), (self.job_id, self.attempt))
 
 
 class NoRetry(Exception):

@@ -43,6 +43,9 @@ class JobContext:
         self.progress_dirty = False
         self.progress_changed_at = time.monotonic()
         self.started_monotonic = time.monotonic()
+        self.finished = False  # set (on the loop) by the first outcome of this attempt
+        self.timer: Any = None  # the loop's timeout handle of a sync handler
+        self.done: Any = None  # the worker's callback for this attempt's outcome
 
     @property
     def attempt(self) -> int:

@@ -7,20 +7,22 @@ batches, fenced by attempt number.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import inspect
 import json
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor as PoolExecutor
 from typing import Any, Protocol
 
+from duly._faults import crash_point
 from duly.core.clock import Clock
 from duly.core.errors import Abort, NoRetry, UnknownTask
 from duly.core.model import ErrorInfo, Finish, Job
 from duly.core.options import TaskOptions
+from duly.core.payload import keep_floats
 from duly.core.results import Reschedule, Snooze
 from duly.core.retry import Exponential
 from duly.core.states import Outcome
@@ -36,6 +38,10 @@ STALLED = "stalled"
 TIMEOUT = "timeout"
 
 _DEFAULT = TaskOptions(retry=Exponential())
+
+
+#: Called on the loop when an attempt ends: (job, ctx, outcome or None when the lease was lost).
+Done = Callable[[Job, JobContext, "Finish | None"], None]
 
 
 class TaskLike(Protocol):
@@ -70,8 +76,12 @@ class Executor:
         self.worker_id = worker_id
         self.pool = pool
         self.run_isolated = run_isolated
-        self.running: dict[int, tuple[asyncio.Future[Any], JobContext]] = {}
+        # job id -> (the asyncio task of an async handler or None, its context)
+        self.running: dict[int, tuple[asyncio.Task[Any] | None, JobContext]] = {}
         self._ctx_cache: dict[str, bool] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: deque[tuple[Job, JobContext, Finish | None, Done]] = deque()
+        self._ping = False
 
     def options(self, job: Job) -> TaskOptions:
         task = self.tasks.get(job.task)
@@ -83,69 +93,160 @@ class Executor:
         entry = self.running.get(job_id)
         if entry is None:
             return
-        fut, ctx = entry
+        handle, ctx = entry
         ctx.request_cancel(reason)
-        if not fut.done() and getattr(fut, "_duly_async", False):
-            fut.cancel()
+        if handle is not None and not handle.done():
+            handle.cancel()
 
-    async def run(self, job: Job, ctx: JobContext) -> Finish | None:
-        """Run ``job``; return its outcome, or None when the lease was lost (nothing to write)."""
+    def abandon(self, job_id: int, reason: str) -> None:
+        """End an attempt now without waiting for its handler (a sync handler that ignores
+        ``ctx.cancelled``): the outcome follows ``reason``; whatever the thread returns later
+        is dropped. Used at the end of a shutdown's grace."""
+        entry = self.running.get(job_id)
+        if entry is None:
+            return
+        ctx = entry[1]
+        ctx.request_cancel(reason)
+        job = ctx.job
+        opts = self.options(job)
+        self._deliver(job, ctx, self._failed(job, ctx, opts, InterruptedError(reason)), None)
+
+    # -- starting an attempt -------------------------------------------------------------
+
+    def start(self, job: Job, ctx: JobContext, done: Done) -> None:
+        """Begin running ``job`` (call on the event loop); ``done(job, ctx, finish)`` is called
+        on the loop exactly once when the attempt ends (``finish`` None: lease lost)."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        ctx.done = done
         task = self.tasks.get(job.task)
         opts = task.defaults if task is not None else _DEFAULT
+        if task is None:
+            exc = UnknownTask(
+                f"no task named {job.task!r} is registered in this worker; "
+                "import the module that defines it (duly worker --app module:app)"
+            )
+            self.running[job.id] = (None, ctx)
+            loop.call_soon(self._deliver, job, ctx, self._failed(job, ctx, opts, exc), done)
+            return
+        if task.is_async and self.run_isolated is None:
+            handle = loop.create_task(self._async_body(task, job, ctx, opts, done))
+            self.running[job.id] = (handle, ctx)
+            return
+        self.running[job.id] = (None, ctx)
+        if opts.timeout is not None:
+            ctx.timer = loop.call_later(opts.timeout, self._time_out, job, ctx, opts, done)
+        self.pool.submit(self._sync_body, task, job, ctx, opts, done)
+
+    def _time_out(self, job: Job, ctx: JobContext, opts: TaskOptions, done: Done) -> None:
+        """A sync handler ran over its timeout: end the attempt now and free its slot; the
+        thread sees ``ctx.cancelled`` and its eventual return is dropped."""
+        if ctx.finished:
+            return
+        ctx.request_cancel(TIMEOUT)
+        exc = TimeoutError(f"task {job.task!r} ran over its timeout of {opts.timeout:g}s")
+        self._deliver(job, ctx, self._failed(job, ctx, opts, exc), done)
+
+    def _args(self, task: TaskLike, job: Job, ctx: JobContext) -> list[Any]:
+        with_ctx = self._ctx_cache.get(task.name)
+        if with_ctx is None:
+            with_ctx = self._ctx_cache[task.name] = wants_context(task.fn)
+        return [ctx, *job.args] if with_ctx else job.args
+
+    def _sync_body(self, task: TaskLike, job: Job, ctx: JobContext, opts: TaskOptions, done: Done) -> None:
+        """Runs in a pool thread: the handler, its outcome, its hooks; then hands the outcome
+        to the loop (batched: one wake-up for many finished jobs)."""
+        token = _current.set(ctx)
+        started = time.monotonic()
+        try:
+            events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
+            if self.hooks.has("start"):
+                self.hooks.fire_blocking("start", (job,), self._loop)
+            crash_point("handler.before", job)
+            try:
+                if self.run_isolated is not None:
+                    value = self.run_isolated(task, job, ctx, opts.timeout)
+                else:
+                    value = task.fn(*self._args(task, job, ctx), **job.kwargs)
+            except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an outcome
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                finish = self._failed(job, ctx, opts, exc)
+            else:
+                finish = self._outcome(job, ctx, opts, value)
+            if finish is not None and not ctx.finished:
+                for event, args in self._announce(job, finish, time.monotonic() - started):
+                    self.hooks.fire_blocking(event, args, self._loop)
+        finally:
+            _current.reset(token)
+        self._deliver_threadsafe(job, ctx, finish, done)
+
+    async def _async_body(self, task: TaskLike, job: Job, ctx: JobContext, opts: TaskOptions, done: Done) -> None:
+        _current.set(ctx)
         started = time.monotonic()
         events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
         if self.hooks.has("start"):
             await self.hooks.afire("start", job)
-        fut: asyncio.Future[Any] | None = None
+        crash_point("handler.before", job)
         try:
-            if task is None:
-                raise UnknownTask(
-                    f"no task named {job.task!r} is registered in this worker; "
-                    "import the module that defines it (duly worker --app module:app)"
-                )
-            fut = self._start(task, job, ctx, opts)
-            self.running[job.id] = (fut, ctx)
-            done, _ = await asyncio.wait({fut}, timeout=opts.timeout)
-            if not done:
-                ctx.request_cancel(TIMEOUT)
-                fut.cancel()
-                raise TimeoutError(f"task {job.task!r} ran over its timeout of {opts.timeout:g}s")
-            value = fut.result()
+            coro = task.fn(*self._args(task, job, ctx), **job.kwargs)
+            if opts.timeout is not None:
+                try:
+                    value = await asyncio.wait_for(coro, opts.timeout)
+                except TimeoutError:
+                    if ctx.cancel_reason is None:
+                        ctx.request_cancel(TIMEOUT)
+                    raise TimeoutError(f"task {job.task!r} ran over its timeout of {opts.timeout:g}s") from None
+            else:
+                value = await coro
         except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an outcome
             if isinstance(exc, KeyboardInterrupt):
                 raise
             finish = self._failed(job, ctx, opts, exc)
         else:
-            if ctx.cancel_reason in (TIMEOUT, STALLED):  # returned after being told to stop
-                finish = self._failed(job, ctx, opts, TimeoutError(f"task {job.task!r} was stopped: {ctx.cancel_reason}"))
-            else:
-                finish = self._returned(job, ctx, value)
-        finally:
-            entry = self.running.get(job.id)
-            if entry is not None and entry[1] is ctx:  # a later attempt of the job may own it now
-                del self.running[job.id]
-        if finish is not None and ctx.progress_done is not None:
-            finish = dataclasses.replace(
-                finish, progress_done=ctx.progress_done, progress_total=ctx.progress_total
-            )
+            finish = self._outcome(job, ctx, opts, value)
         if finish is not None:
-            await self._after(job, finish, time.monotonic() - started)
-        return finish
+            for event, args in self._announce(job, finish, time.monotonic() - started):
+                await self.hooks.afire(event, *args)
+        self._deliver(job, ctx, finish, done)
 
-    def _start(self, task: TaskLike, job: Job, ctx: JobContext, opts: TaskOptions) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        if self.run_isolated is not None:
-            return loop.run_in_executor(self.pool, self.run_isolated, task, job, ctx, opts.timeout)
-        with_ctx = self._ctx_cache.get(task.name)
-        if with_ctx is None:
-            with_ctx = self._ctx_cache[task.name] = wants_context(task.fn)
-        args = [ctx, *job.args] if with_ctx else job.args
-        if task.is_async:
-            fut = asyncio.ensure_future(_run_async(task.fn, args, job.kwargs, ctx))
-            fut._duly_async = True  # type: ignore[attr-defined]
-            return fut
-        cv = contextvars.copy_context()
-        return loop.run_in_executor(self.pool, cv.run, _run_sync, task.fn, args, job.kwargs, ctx)
+    def _outcome(self, job: Job, ctx: JobContext, opts: TaskOptions, value: Any) -> Finish | None:
+        if ctx.cancel_reason in (TIMEOUT, STALLED):  # returned after being told to stop
+            return self._failed(job, ctx, opts, TimeoutError(f"task {job.task!r} was stopped: {ctx.cancel_reason}"))
+        return self._returned(job, ctx, value)
+
+    # -- handing outcomes back to the loop ----------------------------------------------
+
+    def _deliver_threadsafe(self, job: Job, ctx: JobContext, finish: Finish | None, done: Done) -> None:
+        self._done.append((job, ctx, finish, done))
+        if not self._ping and self._loop is not None:
+            self._ping = True
+            try:
+                self._loop.call_soon_threadsafe(self._drain_done)
+            except RuntimeError:  # the loop is closed: the worker is gone
+                pass
+
+    def _drain_done(self) -> None:
+        self._ping = False
+        while self._done:
+            job, ctx, finish, done = self._done.popleft()
+            self._deliver(job, ctx, finish, done)
+
+    def _deliver(self, job: Job, ctx: JobContext, finish: Finish | None, done: Done | None) -> None:
+        """On the loop: the first outcome of an attempt wins (a timeout, a shutdown's
+        abandon, or the handler's own); later ones are dropped."""
+        if ctx.finished:
+            return
+        ctx.finished = True
+        if ctx.timer is not None:
+            ctx.timer.cancel()
+        entry = self.running.get(job.id)
+        if entry is not None and entry[1] is ctx:  # a later attempt of the job may own it now
+            del self.running[job.id]
+        if finish is not None and ctx.progress_done is not None:
+            finish = dataclasses.replace(finish, progress_done=ctx.progress_done, progress_total=ctx.progress_total)
+        (done or ctx.done)(job, ctx, finish)  # type: ignore[misc]
 
     def _returned(self, job: Job, ctx: JobContext, value: Any) -> Finish | None:
         log = ctx.log_text
@@ -161,7 +262,7 @@ class Executor:
         if isinstance(value, Snooze):
             return Finish(job.id, job.attempt, Outcome.SNOOZED, retry_in=float(value.seconds), log=log())
         try:
-            result = None if value is None else json.dumps(value, allow_nan=False, ensure_ascii=False)
+            result = None if value is None else keep_floats(json.dumps(value, allow_nan=False, ensure_ascii=False))
         except (TypeError, ValueError):
             ctx.log(f"result of type {type(value).__name__} is not JSON and was not stored")
             result = None
@@ -212,39 +313,33 @@ class Executor:
                 retry_in = _DEFAULT.retry.delay(job.errors + 1, exc)
         return Finish(job.id, job.attempt, outcome, error=info, retry_in=retry_in, log=log())
 
-    async def _after(self, job: Job, finish: Finish, duration: float) -> None:
+    def _announce(self, job: Job, finish: Finish, duration: float) -> list[tuple[str, tuple[Any, ...]]]:
+        """Log the outcome's event; return the hooks to call, in order."""
         o = finish.outcome
         fields: dict[str, Any] = {"job": job.id, "task": job.task, "attempt": job.attempt, "duration": duration}
+        calls: list[tuple[str, tuple[Any, ...]]] = []
         if o is Outcome.SUCCEEDED:
             events.emit("job.success", **fields)
             if self.hooks.has("success"):
-                await self.hooks.afire("success", job, None if finish.result_json is None else json.loads(finish.result_json))
+                calls.append(("success", (job, None if finish.result_json is None else json.loads(finish.result_json))))
         elif o in (Outcome.FAILED, Outcome.TIMED_OUT):
             err = finish.error.summary() if finish.error else ""
             if o is Outcome.TIMED_OUT:
                 events.emit("job.timeout", **fields, error=err)
-                await self.hooks.afire("timeout", job)
+                calls.append(("timeout", (job,)))
             if finish.retry_in is None:
                 events.emit("job.permanent_failure", **fields, error=err)
-                await self.hooks.afire("permanent_failure", job, finish.error)
+                calls.append(("permanent_failure", (job, finish.error)))
             else:
                 events.emit("job.failure", **fields, error=err, retry_in=finish.retry_in)
-                await self.hooks.afire("failure", job, finish.error)
+                calls.append(("failure", (job, finish.error)))
         elif o is Outcome.CANCELLED:
             events.emit("job.cancelled", **fields)
         elif o is Outcome.INTERRUPTED:
             events.emit("job.interrupted", **fields)
         else:
             events.emit("job.rescheduled", **fields, outcome=o.value)
-        if self.hooks.has("after"):
-            await self.hooks.afire("after", job, o)
+        calls.append(("after", (job, o)))
+        return [(e, args) for e, args in calls if self.hooks.has(e)]
 
 
-async def _run_async(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext) -> Any:
-    _current.set(ctx)
-    return await fn(*args, **kwargs)
-
-
-def _run_sync(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext) -> Any:
-    _current.set(ctx)
-    return fn(*args, **kwargs)

@@ -7,6 +7,7 @@ Events: ``before_enqueue(params) -> bool`` (False skips the job), ``start(job)``
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,19 @@ class Hooks:
                         close()
                     raise TypeError("async hook called from a sync handler's thread")
             except Exception as exc:  # noqa: BLE001 - a hook never changes an outcome
+                events.emit("hook.error", hook=event, error=f"{type(exc).__name__}: {exc}")
+
+    def fire_blocking(self, event: str, args: tuple[Any, ...], loop: Any) -> None:
+        """From a handler's thread: sync hooks run here, async ones on the worker's loop
+        (this thread waits for them)."""
+        for fn in self._hooks[event]:
+            try:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    if loop is None:
+                        raise RuntimeError("no event loop to run an async hook on")
+                    asyncio.run_coroutine_threadsafe(result, loop).result(timeout=60)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001
                 events.emit("hook.error", hook=event, error=f"{type(exc).__name__}: {exc}")
 
     async def afire(self, event: str, *args: Any) -> None:

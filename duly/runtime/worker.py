@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from duly._faults import crash_point
 from duly.core import defaults
 from duly.core.clock import Clock
 from duly.core.model import ClaimParams, Finish, Held, Job
@@ -32,6 +33,9 @@ from duly.runtime.pidfile import PidFile
 from duly.store.base import Store
 
 T = TypeVar("T")
+
+#: A busy worker with few free slots waits up to this long for more before claiming.
+CLAIM_DEBOUNCE_SECONDS = 0.003
 
 
 class AppLike(Protocol):
@@ -85,7 +89,8 @@ class Worker(Housekeeping):
         self.per_task: Counter[str] = Counter()
         self.waiting: dict[str, deque[Job]] = {}
         self.pending: list[Finish] = []
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.inflight = 0  # attempts started and not yet ended
+        self._idle: asyncio.Event | None = None  # set whenever inflight drops to zero
         self.stopping = False
         self.processed = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,30 +177,43 @@ class Worker(Housekeeping):
         ctx = self.held[job.id][1] if job.id in self.held else JobContext(job, self.worker_id, self.app.clock)
         self.held[job.id] = (job, ctx)
         self.per_task[job.task] += 1
-        t = asyncio.ensure_future(self._run_job(job, ctx))
-        self.tasks.add(t)
-        t.add_done_callback(self.tasks.discard)
+        self.inflight += 1
+        if self._idle is not None:
+            self._idle.clear()
+        self.executor.start(job, ctx, self._job_done)
 
-    async def _run_job(self, job: Job, ctx: JobContext) -> None:
-        try:
-            finish = await self.executor.run(job, ctx)
-        finally:
-            self.per_task[job.task] -= 1
-            if self.per_task[job.task] <= 0:
-                del self.per_task[job.task]
-            entry = self.held.get(job.id)
-            if entry is not None and entry[0].attempt == job.attempt:  # not a later attempt's entry
-                del self.held[job.id]
-            queue = self.waiting.get(job.task)
-            if queue:
-                self._launch(queue.popleft())
-            if self._slot is not None:
-                self._slot.set()
+    def _job_done(self, job: Job, ctx: JobContext, finish: Finish | None) -> None:
+        """On the loop, once per attempt: free its slot, queue its outcome for the completer."""
+        self.per_task[job.task] -= 1
+        if self.per_task[job.task] <= 0:
+            del self.per_task[job.task]
+        entry = self.held.get(job.id)
+        if entry is not None and entry[0].attempt == job.attempt:  # not a later attempt's entry
+            del self.held[job.id]
+        self.inflight -= 1
         self.processed += 1
         if finish is not None:
             self.pending.append(finish)
             if self._flushed is not None:
                 self._flushed.set()
+        queue = self.waiting.get(job.task)
+        if queue:
+            self._launch(queue.popleft())
+        if self._slot is not None:
+            self._slot.set()
+        if self.inflight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no attempt is running; False if ``timeout`` passed first."""
+        assert self._idle is not None
+        if self.inflight == 0:
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     # -- completer ----------------------------------------------------------------------
 
@@ -214,6 +232,7 @@ class Worker(Housekeeping):
         failing_since: float | None = None
         while self.pending:
             batch, self.pending = self.pending, []
+            crash_point("finish.before", batch)
             submitted = asyncio.wrap_future(self._db.submit(self.store.finish, batch))
             try:
                 stale = await asyncio.shield(submitted)
@@ -362,6 +381,7 @@ class Worker(Housekeeping):
             return []
         params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude(), self.paused)
         jobs = await self._call(self.store.claim, params)
+        crash_point("claim.committed", jobs)
         events.emit("worker.poll", claimed=len(jobs), free=free)
         for job in jobs:
             self._launch(job)
@@ -373,8 +393,7 @@ class Worker(Housekeeping):
         await self.rescue_once()
         await self.refresh_paused()
         jobs = await self.claim_once()
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks))
+        await self.wait_idle()
         await self.flush()
         return len(jobs)
 
@@ -397,17 +416,32 @@ class Worker(Housekeeping):
     async def _fetcher(self) -> None:
         assert self._wake is not None and self._slot is not None
         backoff = 0.1
+        jobs_were_claimed = False
         while not self.stopping:
-            if self.capacity() - len(self.held) <= 0:
+            capacity = self.capacity()
+            free = capacity - len(self.held)
+            if free <= 0:
                 if self.config.dynamic_concurrency is not None and not self.held:
                     await self._sleep_or_wake(self.config.poll_interval)
                 else:
                     self._slot.clear()
                     await self._slot.wait()
                 continue
+            if self.held and free < max(2, capacity // 4) and jobs_were_claimed:
+                # Busy, few free slots: let a few more finish (a few ms at most) so the next
+                # claim is one statement for many jobs, not many statements for one each.
+                self._slot.clear()
+                try:
+                    await asyncio.wait_for(self._slot.wait(), CLAIM_DEBOUNCE_SECONDS)
+                except TimeoutError:
+                    pass
+                if self.capacity() - len(self.held) < max(2, capacity // 4):
+                    jobs_were_claimed = False  # waited long enough: claim what is free
+                continue
             self._wake.clear()
             try:
                 jobs = await self.claim_once()
+                jobs_were_claimed = bool(jobs)
                 backoff = 0.1
             except Exception as exc:  # noqa: BLE001 - database gone: back off, keep going
                 events.emit("worker.db_error", where="claim", error=repr(exc), retry_in=backoff)
@@ -441,6 +475,8 @@ class Worker(Housekeeping):
             self._wake = asyncio.Event()
             self._slot = asyncio.Event()
             self._flushed = asyncio.Event()
+            self._idle = asyncio.Event()
+            self._idle.set()
 
     async def run_async(self) -> None:
         """Run until ``stop()`` (or, with ``burst``, until no job is due), then shut down."""
@@ -476,17 +512,14 @@ class Worker(Housekeeping):
 
     async def _shutdown(self) -> None:
         """Give in-flight jobs ``grace`` seconds, then interrupt them and hand them back."""
-        if self.tasks:
-            _, still = await asyncio.wait(set(self.tasks), timeout=self.config.grace)
-            if still:
-                for job_id in list(self.held):
-                    self._stop_job(job_id, SHUTDOWN)
-                _, still = await asyncio.wait(still, timeout=1.0)
-                for t in still:  # sync handlers that ignore ctx.cancelled: stop waiting for them
-                    t.cancel()
-                if still:
-                    self.abandoned = len(still)
-                    await asyncio.wait(still, timeout=1.0)
+        if self.inflight and not await self.wait_idle(self.config.grace):
+            for job_id in list(self.held):
+                self._stop_job(job_id, SHUTDOWN)
+            if not await self.wait_idle(1.0):
+                # Sync handlers that ignore ctx.cancelled: hand their jobs back without them.
+                self.abandoned = self.inflight
+                for job_id in list(self.executor.running):
+                    self.executor.abandon(job_id, SHUTDOWN)
         for job, _ctx in list(self.held.values()):  # claimed but waiting for a task slot
             self.pending.append(Finish(job.id, job.attempt, _outcome_for(SHUTDOWN)))
         self.held.clear()

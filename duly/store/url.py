@@ -41,13 +41,15 @@ def open_store(url: str | None, clock: Clock, prefix: str = "duly_", auto_migrat
 
         return SQLiteStore(url, clock=clock, prefix=prefix)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        try:
-            from duly.store.postgres import PostgresStore
-        except ImportError as exc:  # psycopg missing
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg_pool") is None:
             raise ConfigurationError(
                 f"database URL {redact_url(url)} needs PostgreSQL support: "
                 "pip install 'duly[postgres]'"
-            ) from exc
+            )
+        from duly.store.postgres import PostgresStore
+
         return PostgresStore(url, clock=clock, prefix=prefix, auto_migrate=auto_migrate)
     raise ConfigurationError(
         f"unsupported database URL {redact_url(url)!r}: expected sqlite:///path.db "

@@ -96,3 +96,25 @@ def test_postgres_refuses_an_outdated_schema(backend: Backend) -> None:
         )
     with pytest.raises(duly.SchemaOutdated, match="duly migrate"):
         duly.App(backend.url, prefix=backend.prefix).store  # noqa: B018
+
+
+def test_errors_survive_pickling_between_processes() -> None:
+    import pickle
+
+    for exc in (duly.DuplicateKey("k", 7), duly.JobNotFound(3), duly.StaleAttempt(4, 2)):
+        again = pickle.loads(pickle.dumps(exc))
+        assert type(again) is type(exc) and str(again) == str(exc) and again.__dict__ == exc.__dict__
+
+
+def test_sqlite_ids_are_never_reused_so_a_deleted_job_cannot_fence_in(tmp_path: Path) -> None:
+    from duly.core.model import ClaimParams, Finish
+    from duly.core.states import Outcome
+
+    with duly.App(f"sqlite:///{tmp_path / 'ids.db'}") as app:
+        old = app.enqueue("t")
+        (claimed,) = app.store.claim(ClaimParams("w", 1))
+        app.delete(old.id)
+        new = app.enqueue("t")
+        assert new.id != old.id
+        assert app.store.finish([Finish(claimed.id, claimed.attempt, Outcome.SUCCEEDED)]) != []
+        assert app.get_job(new.id).state is duly.JobState.QUEUED

@@ -87,6 +87,26 @@ SET progress_done = coalesce(?10, progress_done),
 WHERE id = ?7 AND attempt = ?8 AND state = 'running'
 RETURNING worker_id, started_at
 
+-- name: finish_many
+-- The same update without RETURNING, for executemany.
+-- ?1 state, ?2 new run_at (NULL keeps), ?3 errors delta (-1 resets), ?4 result, ?5 error text,
+-- ?6 now, ?7 id, ?8 attempt, ?9 final (0/1), ?10 progress done, ?11 progress total
+UPDATE {jobs}
+SET progress_done = coalesce(?10, progress_done),
+    progress_total = CASE WHEN ?10 IS NULL THEN progress_total ELSE ?11 END,
+    state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
+                 THEN 'expired' ELSE ?1 END,
+    run_at = COALESCE(?2, run_at),
+    errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,
+    result = ?4,
+    last_error = COALESCE(?5, last_error),
+    lease_expires_at = NULL,
+    cancel_requested = 0,
+    finished_at = CASE WHEN ?9 = 1 OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
+                       THEN ?6 ELSE NULL END,
+    updated_at = ?6
+WHERE id = ?7 AND attempt = ?8 AND state = 'running'
+
 -- name: insert_attempt
 INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
                         error_type, error_message, traceback, log)
@@ -170,3 +190,10 @@ INSERT INTO {migrations} (version, applied_at) VALUES (?, ?)
 UPDATE {jobs} SET run_at = min(run_at, ?2), updated_at = ?3
 WHERE key = ?1 AND state IN ('queued','retrying')
 RETURNING {cols}
+
+-- name: insert_attempt_from_job
+-- ?1 finished_at, ?2 outcome, ?3-?5 error type/message/traceback, ?6 log, ?7 job id, ?8 attempt
+INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
+                        error_type, error_message, traceback, log)
+SELECT id, attempt, worker_id, started_at, ?1, ?2, ?3, ?4, ?5, ?6
+FROM {jobs} WHERE id = ?7 AND attempt = ?8

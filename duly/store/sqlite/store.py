@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from duly._faults import crash_point
 from duly.core.clock import Clock
 from duly.core.errors import (
     ConfigurationError,
@@ -355,9 +356,10 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
         def run(cur: Any) -> list[int]:
             if not any(p.key for p in params):
-                first = cur.execute("SELECT coalesce(max(id), 0) FROM " + self._names["jobs"]).fetchone()[0]
                 cur.executemany(self._q["insert_plain"], [self._row_params(p, now) for p in params])
-                return list(range(first + 1, first + 1 + len(params)))
+                # One statement under the write lock, AUTOINCREMENT ids: consecutive.
+                last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+                return list(range(last - len(params) + 1, last + 1))
             return [self._enqueue_on(cur, p, now).job.id for p in params]
 
         if conn is not None:
@@ -416,38 +418,55 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     def finish(self, items: Sequence[Finish]) -> list[Finish]:
         now = self._now()
-        stale: list[Finish] = []
+        rows = [self._finish_params(item, now) for item in items]
         with self._write() as cur:
-            for item in items:
-                plan = plan_finish(item)
-                if plan.run_at is not None:
-                    run_at: int | None = _us(plan.run_at)
-                elif plan.delay is not None:
-                    run_at = now + _delay(plan.delay)
-                else:
-                    run_at = None
-                err = item.error
-                row = cur.execute(
-                    self._q["finish"],
-                    (
-                        plan.state.value, run_at, plan.errors_delta, item.result_json,
-                        err.summary() if err else None, now, item.job_id, item.attempt,
-                        1 if plan.final else 0, item.progress_done, item.progress_total,
-                    ),  # fmt: skip
-                ).fetchone()
-                if row is None:
-                    stale.append(item)
-                    continue
-                cur.execute(
-                    self._q["insert_attempt"],
-                    (
-                        item.job_id, item.attempt, row[0], row[1], now, item.outcome.value,
-                        err.type if err else None, err.message if err else None,
-                        err.traceback if err else None, item.log,
-                    ),  # fmt: skip
-                )
+            # Fast path: one executemany; when every item still held its job (the usual
+            # case) the attempts follow in one more. Otherwise redo item by item to learn
+            # which were stale.
+            cur.execute("SAVEPOINT duly_finish")
+            cur.executemany(self._q["finish_many"], rows)
+            if cur.rowcount == len(items):
+                cur.executemany(self._q["insert_attempt_from_job"], [self._attempt_params(i, now) for i in items])
+                cur.execute("RELEASE duly_finish")
+                stale: list[Finish] = []
+            else:
+                cur.execute("ROLLBACK TO duly_finish")
+                cur.execute("RELEASE duly_finish")
+                stale = self._finish_one_by_one(cur, items, rows, now)
+            crash_point("finish.in_transaction", items)
         if any(plan_finish(i).state is JobState.QUEUED for i in items):
             self.doorbell.ring()
+        return stale
+
+    def _finish_params(self, item: Finish, now: int) -> tuple[Any, ...]:
+        plan = plan_finish(item)
+        if plan.run_at is not None:
+            run_at: int | None = _us(plan.run_at)
+        elif plan.delay is not None:
+            run_at = now + _delay(plan.delay)
+        else:
+            run_at = None
+        err = item.error
+        return (
+            plan.state.value, run_at, plan.errors_delta, item.result_json, err.summary() if err else None,
+            now, item.job_id, item.attempt, 1 if plan.final else 0, item.progress_done, item.progress_total,
+        )  # fmt: skip
+
+    @staticmethod
+    def _attempt_params(item: Finish, now: int) -> tuple[Any, ...]:
+        err = item.error
+        return (
+            now, item.outcome.value, err.type if err else None, err.message if err else None,
+            err.traceback if err else None, item.log, item.job_id, item.attempt,
+        )  # fmt: skip
+
+    def _finish_one_by_one(self, cur: Any, items: Sequence[Finish], rows: list[tuple[Any, ...]], now: int) -> list[Finish]:
+        stale: list[Finish] = []
+        for item, params in zip(items, rows, strict=True):
+            if cur.execute(self._q["finish"], params).fetchone() is None:
+                stale.append(item)
+                continue
+            cur.execute(self._q["insert_attempt_from_job"], self._attempt_params(item, now))
         return stale
 
     def rescue(self) -> list[Held]:

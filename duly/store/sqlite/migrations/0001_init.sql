@@ -1,7 +1,7 @@
 -- duly schema version 1 (SQLite). Times are UTC microseconds since the epoch (INTEGER),
 -- exact, so a time read back and written again compares equal.
 CREATE TABLE {jobs} (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids fence attempts
     task             TEXT    NOT NULL,
     queue            TEXT    NOT NULL,
     args             TEXT    NOT NULL,
