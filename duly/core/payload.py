@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from decimal import Decimal
 from typing import Any
 
 from duly.core.errors import InvalidArguments
@@ -45,6 +47,37 @@ def _locate(value: Any, path: str) -> str | None:
     return f"{path} is a {type(value).__name__}, which is not JSON"
 
 
+#: A JSON string, or a number written with a positive exponent (``1e+16``).
+_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?e\+\d+)')
+
+
+def _exact_float(match: re.Match[str]) -> str:
+    number = match.group(1)
+    return match.group(0) if number is None else format(Decimal(number), "f") + ".0"
+
+
+def keep_floats(text: str) -> str:
+    """``text`` with floats like ``1e+16`` written ``10000000000000000.0``.
+
+    PostgreSQL's jsonb keeps a number's digits after the point but not its exponent: stored as
+    ``1e+16`` it reads back as the integer ``10000000000000000``, so a float argument would
+    come back an int. Written in full with ``.0`` it reads back as the same float."""
+    return _EXPONENT.sub(_exact_float, text) if "e+" in text else text
+
+
+def _has_non_string_key(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if not all(isinstance(k, str) for k in v):
+                return True
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return False
+
+
 def dump_value(value: Any, what: str) -> str:
     """JSON text of ``value``; InvalidArguments naming ``what`` (and the part) otherwise."""
     problem = _locate(value, what)
@@ -70,6 +103,8 @@ def dump_arguments(
         a.encode("utf-8")
         k.encode("utf-8")
         suspicious = "\\u0000" in a or "\\u0000" in k
+        # the encoder turns int, float, bool and None dict keys into strings without a word
+        suspicious = suspicious or (("{" in a or "{" in k[1:]) and _has_non_string_key([args, kwargs]))
     except (TypeError, ValueError, UnicodeEncodeError):
         suspicious = True
         a = k = ""
@@ -87,6 +122,7 @@ def dump_arguments(
                 raise InvalidArguments(f"task {task!r}: {problem}")
         if not a and not k:
             raise InvalidArguments(f"task {task!r}: arguments are not JSON")
+    a, k = keep_floats(a), keep_floats(k)
     size = len(a) + len(k)
     if size > max_bytes // 4 and len(a.encode()) + len(k.encode()) > max_bytes:
         raise InvalidArguments(
