@@ -12,7 +12,7 @@ NOTIFY only wakes workers up. The schema is not migrated on construction (run
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from duly._faults import ARMED, crash_point
 from duly.core.clock import Clock
 from duly.core.errors import (
     DuplicateKey,
@@ -265,7 +266,9 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         batch = [items[n] for n in sorted(first.values())]
         values: dict[str, Any] = {"now": self._now_param(), "channel": self.channel}
         values.update(finish_arrays(batch))
-        done = {(r[0], r[1]) for r in self._run("finish", values, prepare=True)}
+        with self._connection() as conn, conn.transaction() if ARMED else nullcontext():
+            done = {(r[0], r[1]) for r in fetch(conn, self._q["finish"], values, prepare=True)}
+            crash_point("finish.in_transaction", batch)  # only armed runs pay for BEGIN/COMMIT
         return [
             item for n, item in enumerate(items)
             if (item.job_id, item.attempt) not in done or first[(item.job_id, item.attempt)] != n

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from duly._faults import crash_point
 from duly.core.errors import InvalidOption
 from duly.core.model import EnqueueParams
 from duly.core.triggers import CatchUp, Fire, Trigger, TriggerKind, TriggerSpec, TriggerState
@@ -170,6 +171,7 @@ class PostgresTriggers:
                 slot = {"id": f.trigger_id, "slot_at": slot_at}
                 if slot_at is not None and not fetch(conn, self._tq["slot_insert"], slot):
                     continue  # this slot already has its job
+                crash_point("fire.between_slot_and_job", [(f.trigger_id, str(slot_at))])
                 params.trigger_id = f.trigger_id
                 job_id = self._enqueue_in(conn, params)
                 ids.append(job_id)

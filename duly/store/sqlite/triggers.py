@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from duly._faults import crash_point
 from duly.core.errors import InvalidOption
 from duly.core.model import EnqueueParams
 from duly.core.triggers import CatchUp, Fire, Trigger, TriggerKind, TriggerSpec, TriggerState
@@ -133,6 +134,7 @@ class SQLiteTriggers:
                     cur.execute(self._q["slot_insert"], (f.trigger_id, _ts(slot_at)))
                     if cur.rowcount == 0:
                         continue  # this slot already has its job
+                    crash_point("fire.between_slot_and_job", [(f.trigger_id, slot_at.isoformat())])
                 params.trigger_id = f.trigger_id
                 job_id = self._enqueue_on(cur, params, now).job.id
                 ids.append(job_id)
