@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import inspect
 import json
+import threading
 import time
 import traceback
 from collections import deque
@@ -81,6 +82,9 @@ class Executor:
         self._ctx_cache: dict[str, bool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: deque[tuple[Job, JobContext, Finish | None, Done]] = deque()
+        #: Handlers still running in pool threads, counting timed-out ones that never return.
+        self.in_threads = 0
+        self._in_threads_lock = threading.Lock()
         self._ping = False
 
     def options(self, job: Job) -> TaskOptions:
@@ -159,6 +163,8 @@ class Executor:
         to the loop (batched: one wake-up for many finished jobs)."""
         token = _current.set(ctx)
         started = time.monotonic()
+        with self._in_threads_lock:
+            self.in_threads += 1
         try:
             events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
             if self.hooks.has("start"):
@@ -180,6 +186,8 @@ class Executor:
                     self.hooks.fire_blocking(event, args, self._loop)
         finally:
             _current.reset(token)
+            with self._in_threads_lock:
+                self.in_threads -= 1
         self._deliver_threadsafe(job, ctx, finish, done)
 
     async def _async_body(self, task: TaskLike, job: Job, ctx: JobContext, opts: TaskOptions, done: Done) -> None:

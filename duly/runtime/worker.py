@@ -507,6 +507,7 @@ class Worker(Housekeeping):
             await self.deregister()
             if pid is not None:
                 pid.release()
+            self.abandoned = max(self.abandoned, self.executor.in_threads)  # e.g. timed out, never returned
             self.close()
             events.emit("worker.stop", worker=self.worker_id, processed=self.processed)
 
