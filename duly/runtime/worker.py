@@ -84,6 +84,9 @@ class Worker(Housekeeping):
         self.store = app.store
         self.pool = ThreadPoolExecutor(max_workers=c.concurrency + 16, thread_name_prefix="duly-job")
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duly-db")
+        # Outcomes are written from their own thread (and pooled connection on PostgreSQL), so
+        # a flush and the next claim overlap instead of queueing behind each other.
+        self._db_finish = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duly-db-finish")
         self.executor = Executor(app.tasks, app.hooks, app.clock, self.worker_id, self.pool, self._isolated())
         self.held: dict[int, tuple[Job, JobContext]] = {}
         self.per_task: Counter[str] = Counter()
@@ -233,7 +236,7 @@ class Worker(Housekeeping):
         while self.pending:
             batch, self.pending = self.pending, []
             crash_point("finish.before", batch)
-            submitted = asyncio.wrap_future(self._db.submit(self.store.finish, batch))
+            submitted = asyncio.wrap_future(self._db_finish.submit(self.store.finish, batch))
             try:
                 stale = await asyncio.shield(submitted)
             except Exception as exc:  # noqa: BLE001 - keep outcomes and retry
@@ -533,6 +536,7 @@ class Worker(Housekeeping):
             uninstall_capture()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self._db.shutdown(wait=True)
+        self._db_finish.shutdown(wait=True)
 
     def run(self) -> None:
         """Blocking entry point with signal handling: the first SIGTERM/SIGINT stops
