@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
@@ -28,6 +28,9 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from duly.core.durations import parse_duration, to_seconds
 from duly.core.errors import InvalidOption
 from duly.core.model import EnqueueParams
+
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class TriggerKind(str, enum.Enum):
@@ -189,10 +192,15 @@ def validate(t: TriggerSpec, now: datetime) -> TriggerSpec:
     """Check and normalise a trigger; InvalidOption names what is wrong."""
     if not t.name or not isinstance(t.name, str):
         raise InvalidOption("a trigger needs a non-empty name")
-    t.kind = TriggerKind(t.kind)
-    t.catch_up = CatchUp(t.catch_up)
-    if t.catch_up_limit < 1:
-        raise InvalidOption(f"catch_up_limit must be >= 1, got {t.catch_up_limit}")
+    t.kind = _choice(TriggerKind, t.kind, "kind")
+    t.catch_up = _choice(CatchUp, t.catch_up, "catch_up")
+    limit = t.catch_up_limit
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidOption(f"catch_up_limit must be an integer >= 1, got {limit!r}")
+    if t.start_at is not None:  # a datetime with its offset, or ISO 8601 text
+        t.start_at = _parse_time(t.start_at, "start")
+    if t.end_at is not None:
+        t.end_at = _parse_time(t.end_at, "end")
     if t.kind is TriggerKind.AT:
         at = _parse_time(t.spec, "at")
         t.spec = at.isoformat()
@@ -222,6 +230,14 @@ def validate(t: TriggerSpec, now: datetime) -> TriggerSpec:
     if t.start_at and t.end_at and t.end_at <= t.start_at:
         raise InvalidOption(f"trigger {t.name!r}: end is not after start")
     return t
+
+
+def _choice(enum_type: type[E], value: Any, what: str) -> E:
+    try:
+        return enum_type(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in enum_type)
+        raise InvalidOption(f"{what} must be one of {choices}; got {value!r}") from None
 
 
 def _parse_time(value: Any, what: str) -> datetime:

@@ -103,3 +103,15 @@ def test_daily_cron_created_just_after_clocks_go_forward_keeps_that_days_slot(
     app = backend.app(duly.VirtualClock(created))
     app.schedule("wake", cron="30 2 * * *", tz=tz, name="wake")
     assert app.trigger("wake").next_fire_at == fires
+
+
+def test_bad_trigger_options_are_invalid_options(app: duly.App, clock: duly.VirtualClock) -> None:
+    with pytest.raises(duly.InvalidOption, match="catch_up must be one of 'skip', 'latest', 'all'"):
+        app.schedule("t", cron="@hourly", catch_up="bogus")
+    with pytest.raises(duly.InvalidOption, match="catch_up_limit must be an integer"):
+        app.schedule("t", cron="@hourly", catch_up="all", catch_up_limit="5")
+    with pytest.raises(duly.InvalidOption, match="has no UTC offset"):
+        app.schedule("t", cron="@hourly", start="2030-01-07T12:00:00")
+    assert app.triggers() == []
+    t = app.schedule("t", every="30m", start="2030-01-07T10:15:00+01:00", end="2030-01-07T11:00:00Z")
+    assert app.upcoming(t.name) == [T0 + timedelta(minutes=m) for m in (15, 45, 75, 105)]
