@@ -37,6 +37,7 @@ from duly.core.options import (
 from duly.core.payload import dump_arguments
 from duly.core.retry import RetryPolicy, as_policy
 from duly.core.states import JobState
+from duly._admin import AdminVerbs
 from duly._schedules import ScheduleVerbs
 from duly.runtime.context import JobContext
 from duly.runtime.hooks import Hooks
@@ -132,7 +133,7 @@ class BoundTask(Generic[P, R]):
         return Enqueue(self.task.name, args, dict(kwargs), **self.opts)
 
 
-class App(ScheduleVerbs):
+class App(ScheduleVerbs, AdminVerbs):
     """A duly application: a database, its tasks, and the verbs to enqueue and steer jobs.
 
     ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``; without it,

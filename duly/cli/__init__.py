@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from duly.cli import jobs, triggers, worker
+from duly.cli import admin, jobs, triggers, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -19,7 +19,10 @@ def cli() -> None:
 cli.add_command(worker.worker_cmd)
 cli.add_command(worker.demo_cmd)
 cli.add_command(jobs.jobs_group)
-cli.add_command(jobs.queues_cmd)
+cli.add_command(admin.queues_group)
+cli.add_command(admin.workers_cmd)
+cli.add_command(admin.prune_cmd)
+cli.add_command(admin.dashboard_cmd)
 cli.add_command(jobs.migrate_cmd)
 cli.add_command(jobs.enqueue_cmd)
 cli.add_command(triggers.triggers_group)

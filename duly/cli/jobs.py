@@ -172,25 +172,6 @@ jobs_group.add_command(_act("cancel", "cancel"))
 jobs_group.add_command(_act("delete", "delete"))
 
 
-@click.command("queues")
-@app_options
-@click.option("--json", "as_json", is_flag=True)
-@guarded
-def queues_cmd(app_path: str | None, url: str | None, prefix: str, as_json: bool) -> None:
-    """Counts of jobs by state, per queue."""
-    app = open_app(app_path, url, prefix)
-    stats = app.stats()
-    if as_json:
-        print_json({s.queue: {k.value: v for k, v in s.counts.items()} for s in stats})
-        return
-    table = Table("queue")
-    for st in STATES:
-        table.add_column(Text(st, style=STATE_STYLE[st]))
-    for s in stats:
-        table.add_row(Text(s.queue), *[str(s.counts.get(JobState(st), 0)) for st in STATES])
-    console.print(table)
-
-
 @click.command("migrate")
 @app_options
 @guarded

@@ -11,7 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from duly.core.admin import PausedQueue, QueueCounts, ThroughputPoint, WorkerInfo, WorkerRegistration
+from duly.core.admin import (
+    PausedQueue,
+    QueueCounts,
+    ThroughputPoint,
+    WorkerInfo,
+    WorkerRegistration,
+)
 from duly.core.model import Job
 
 

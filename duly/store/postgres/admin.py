@@ -87,7 +87,7 @@ class PostgresAdmin:
                 last_seen_at=r[6].astimezone(UTC),
                 alive=bool(r[7]),
                 running=int(r[8]),
-            )  # fmt: skip
+            )
             for r in rows
         ]
 

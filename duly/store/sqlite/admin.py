@@ -16,7 +16,13 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from duly.core.admin import PausedQueue, QueueCounts, ThroughputPoint, WorkerInfo, WorkerRegistration
+from duly.core.admin import (
+    PausedQueue,
+    QueueCounts,
+    ThroughputPoint,
+    WorkerInfo,
+    WorkerRegistration,
+)
 from duly.core.model import Job
 from duly.core.states import JobState
 from duly.store import _sql
@@ -83,7 +89,7 @@ class SQLiteAdmin:
                 id=r[0], hostname=r[1], pid=r[2], queues=None if r[3] is None else json.loads(r[3]),
                 concurrency=r[4], started_at=_dt(r[5]), last_seen_at=_dt(r[6]),
                 alive=r[6] >= limit, running=r[7],
-            )  # fmt: skip
+            )
             for r in self._read(self._aq["list_workers"])
         ]
 

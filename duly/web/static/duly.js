@@ -1,0 +1,181 @@
+/* duly dashboard: live refresh and the throughput chart. No framework, no build step.
+   Everything from the server is inserted with textContent / setAttribute, never as HTML. */
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var every = Math.max(1, Number(body.dataset.refresh) || 2) * 1000;
+  var SVG = "http://www.w3.org/2000/svg";
+  var FINAL = ["succeeded", "failed", "cancelled", "expired"];
+
+  // Forms that ask before they act (delete, pause, cancel).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname)); }
+        if (!r.ok) { throw new Error("HTTP " + r.status); }
+        return r.json();
+      });
+  }
+
+  function setLive(ok) {
+    var el = document.getElementById("live");
+    if (!el) { return; }
+    el.classList.toggle("off", !ok);
+    el.textContent = ok ? "live" : "offline";
+  }
+
+  function poll(step) {
+    var tick = function () {
+      if (document.hidden) { window.setTimeout(tick, every); return; }
+      step().then(function () { setLive(true); }, function () { setLive(false); })
+        .then(function () { window.setTimeout(tick, every); });
+    };
+    window.setTimeout(tick, every);
+  }
+
+  function fmt(n, estimated) {
+    return (estimated ? "~" : "") + Number(n).toLocaleString("en-US");
+  }
+
+  function el(name, attrs, text) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function hhmm(date) {
+    return date.toISOString().slice(11, 16);
+  }
+
+  // Stacked bars of jobs ended per minute, by final state.
+  function drawChart(svg, tp) {
+    while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+    var W = 720, H = 180, left = 40, bottom = 20, top = 8;
+    var n = tp.minutes, start = new Date(tp.start);
+    var totals = [];
+    for (var i = 0; i < n; i++) {
+      totals.push(FINAL.reduce(function (sum, s) { return sum + ((tp.series[s] || [])[i] || 0); }, 0));
+    }
+    var max = Math.max(1, Math.max.apply(null, totals));
+    var plotH = H - bottom - top, step = (W - left) / n, barW = Math.max(1, step * 0.8);
+    svg.appendChild(el("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, "class": "axis" }));
+    svg.appendChild(el("text", { x: left - 6, y: top + 8, "text-anchor": "end" }, String(max)));
+    svg.appendChild(el("text", { x: left - 6, y: H - bottom, "text-anchor": "end" }, "0"));
+    for (var m = 0; m < n; m++) {
+      var y = H - bottom, x = left + m * step + (step - barW) / 2;
+      var minute = new Date(start.getTime() + m * 60000);
+      FINAL.forEach(function (s) {
+        var v = (tp.series[s] || [])[m] || 0;
+        if (!v) { return; }
+        var h = v / max * plotH;
+        y -= h;
+        var rect = el("rect", { x: x.toFixed(1), y: y.toFixed(1), width: barW.toFixed(1), height: h.toFixed(1), "class": "bar-" + s });
+        rect.appendChild(el("title", {}, hhmm(minute) + " UTC: " + v + " " + s));
+        svg.appendChild(rect);
+      });
+      if (m % 5 === 0 || m === n - 1) {
+        svg.appendChild(el("text", { x: (left + m * step + step / 2).toFixed(1), y: H - 6, "text-anchor": "middle" }, hhmm(minute)));
+      }
+    }
+    svg.setAttribute("data-total", String(totals.reduce(function (a, b) { return a + b; }, 0)));
+  }
+
+  function overview() {
+    var data = JSON.parse(document.getElementById("overview-data").textContent);
+    var svg = document.getElementById("chart");
+    drawChart(svg, data.throughput);
+    var known = data.queues.map(function (q) { return q.queue; }).join("\n");
+    poll(function () {
+      return getJSON("/api/overview?minutes=" + data.throughput.minutes).then(function (d) {
+        var names = d.queues.map(function (q) { return q.queue; }).join("\n");
+        var paused = d.queues.map(function (q) { return q.paused; }).join();
+        if (names !== known || paused !== data.queues.map(function (q) { return q.paused; }).join()) {
+          window.location.reload();  // queues came, went, paused or resumed: redraw the table
+          return;
+        }
+        document.querySelectorAll("[data-total]").forEach(function (node) {
+          var s = node.getAttribute("data-total");
+          if (s in d.totals) { node.textContent = fmt(d.totals[s], d.estimated.indexOf(s) >= 0); }
+        });
+        document.getElementById("workers-alive").textContent = String(d.workers.alive);
+        var rows = document.querySelectorAll("#queues tbody tr");
+        rows.forEach(function (row) {
+          var q = d.queues.filter(function (x) { return x.queue === row.dataset.queue; })[0];
+          if (!q) { return; }
+          row.querySelectorAll("td[data-state]").forEach(function (td) {
+            var s = td.dataset.state, a = td.querySelector("a");
+            (a || td).textContent = fmt(q.counts[s], q.estimated.indexOf(s) >= 0);
+          });
+          var lat = row.querySelector("td[data-latency]");
+          if (lat) { lat.textContent = q.latency_seconds ? q.latency_seconds.toFixed(1) + "s" : "-"; }
+        });
+        drawChart(svg, d.throughput);
+        data = d;
+      });
+    });
+  }
+
+  function job() {
+    var id = body.dataset.jobId, state = body.dataset.jobState;
+    if (["scheduled", "queued", "running", "retrying"].indexOf(state) < 0) { return; }
+    poll(function () {
+      return getJSON("/api/jobs/" + encodeURIComponent(id)).then(function (d) {
+        if (d.job.state !== state || d.attempts.length !== document.querySelectorAll(".attempt").length) {
+          window.location.reload();
+          return;
+        }
+        var bar = document.getElementById("job-progress");
+        if (bar && d.job.progress_done !== null) {
+          bar.value = d.job.progress_done;
+          bar.max = d.job.progress_total || d.job.progress_done || 1;
+          document.getElementById("job-progress-text").textContent =
+            d.job.progress_done + (d.job.progress_total ? " / " + d.job.progress_total : "");
+        } else if (!bar && d.job.progress_done !== null) {
+          window.location.reload();
+        }
+      });
+    });
+  }
+
+  function workers() {
+    poll(function () {
+      return getJSON("/api/workers").then(function (list) {
+        var tbody = document.querySelector("#workers tbody");
+        if (!tbody) { return; }
+        while (tbody.firstChild) { tbody.removeChild(tbody.firstChild); }
+        list.forEach(function (w) {
+          var tr = document.createElement("tr");
+          var cells = [w.id, w.hostname, w.pid, w.queues ? w.queues.join(", ") : "all", w.running,
+                       w.concurrency, null, w.last_seen_at.slice(0, 19).replace("T", " "),
+                       w.started_at.slice(0, 19).replace("T", " ")];
+          cells.forEach(function (value, i) {
+            var td = document.createElement("td");
+            if (i === 2 || i === 4 || i === 5) { td.className = "num"; }
+            if (value === null) {
+              var span = document.createElement("span");
+              span.className = "state " + (w.alive ? "st-succeeded" : "st-failed");
+              span.textContent = w.alive ? "alive" : "dead";
+              td.appendChild(span);
+            } else {
+              td.textContent = String(value);
+            }
+            tr.appendChild(td);
+          });
+          tbody.appendChild(tr);
+        });
+      });
+    });
+  }
+
+  var pages = { overview: overview, job: job, workers: workers };
+  if (pages[body.dataset.page]) { pages[body.dataset.page](); }
+})();

@@ -1,0 +1,128 @@
+"""What the pages and the JSON API show, built once as JSON-ready data: the pages render
+it with templates, the API returns it as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from duly._admin import throughput_since
+from duly.app import App
+from duly.core.errors import InvalidOption
+from duly.core.states import FINAL, RETRYABLE, JobState, parse_state
+from duly.web import serialize
+
+#: Jobs per page of the job list.
+PAGE_SIZE = 50
+
+
+def overview_data(app: App, minutes: int = 30) -> dict[str, Any]:
+    counts = app.queue_counts()
+    latency = app.queue_latency()
+    workers = app.workers()
+    now = app.store.now()
+    start = throughput_since(now, minutes)
+    series = {s.value: [0] * minutes for s in FINAL}
+    for p in app.throughput(minutes):
+        i = int((p.minute - start) // timedelta(minutes=1))
+        if 0 <= i < minutes:
+            series[p.state.value][i] += p.count
+    totals = {s.value: sum(c.counts.get(s, 0) for c in counts) for s in JobState}
+    return {
+        "now": now.isoformat(),
+        "queues": [serialize.counts(c, latency.get(c.queue)) for c in counts],
+        "totals": totals,
+        "estimated": sorted({s.value for c in counts for s in c.estimated}),
+        "workers": {"alive": sum(w.alive for w in workers), "dead": sum(not w.alive for w in workers)},
+        "throughput": {"minutes": minutes, "start": start.isoformat(), "series": series},
+    }
+
+
+def _int_param(params: Mapping[str, str], name: str, lo: int, hi: int, default: int | None) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise InvalidOption(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= n <= hi:
+        raise InvalidOption(f"{name} must be between {lo} and {hi}, got {n}")
+    return n
+
+
+def job_filters(params: Mapping[str, str]) -> dict[str, Any]:
+    """The job list's filters from query parameters (empty ones are dropped)."""
+    state = (params.get("state") or "").strip()
+    try:
+        parsed = parse_state(state) if state else None
+    except ValueError as exc:
+        raise InvalidOption(str(exc)) from None
+    return {
+        "queue": (params.get("queue") or "").strip() or None,
+        "state": parsed.value if parsed else None,
+        "task": (params.get("task") or "").strip() or None,
+        "text": (params.get("q") or "").strip() or None,
+        "before_id": _int_param(params, "before", 1, 2**63 - 1, None),
+        "limit": _int_param(params, "limit", 1, 500, PAGE_SIZE) or PAGE_SIZE,
+    }
+
+
+def jobs_page_data(app: App, params: Mapping[str, str]) -> dict[str, Any]:
+    """One page of jobs, newest first; ``next_before`` pages on (keyset pagination)."""
+    f = job_filters(params)
+    jobs = app.jobs(**f)
+    more = len(jobs) == f["limit"]
+    return {
+        "jobs": [serialize.job(j) for j in jobs],
+        "next_before": jobs[-1].id if more and jobs else None,
+        "filters": {k: v for k, v in f.items() if k not in ("before_id",)} | {"before": f["before_id"]},
+    }
+
+
+def job_actions(state: str, cancel_requested: bool) -> list[str]:
+    """The actions a job in ``state`` allows, as the pages offer them."""
+    s = JobState(state)
+    actions = []
+    if s in RETRYABLE:
+        actions.append("retry")
+    if s in (JobState.SCHEDULED, JobState.QUEUED, JobState.RETRYING) or (
+        s is JobState.RUNNING and not cancel_requested
+    ):
+        actions.append("cancel")
+    if s in (JobState.SCHEDULED, JobState.RETRYING, JobState.SUCCEEDED):
+        actions.append("run")
+    actions.append("delete")
+    return actions
+
+
+def job_page_data(app: App, job_id: int) -> dict[str, Any]:
+    job = app.get_job(job_id)
+    attempts = app.attempts(job_id)
+    data = serialize.job(job)
+    return {
+        "job": data,
+        "attempts": [serialize.attempt(a) for a in attempts],
+        "actions": job_actions(data["state"], job.cancel_requested),
+    }
+
+
+def triggers_available(app: App) -> bool:
+    return hasattr(app, "triggers") and callable(getattr(app, "triggers", None))
+
+
+def triggers_data(app: App) -> dict[str, Any]:
+    """Stored triggers with their state and next fire time (the schedules' verbs on App)."""
+    if not triggers_available(app):
+        return {"available": False, "triggers": []}
+    return {"available": True, "triggers": [serialize.trigger(t) for t in app.triggers()]}
+
+
+def trigger_action(app: App, name: str, verb: str) -> dict[str, Any]:
+    fn = {"pause": "pause_trigger", "resume": "resume_trigger", "run": "run_trigger"}[verb]
+    if not triggers_available(app) or not hasattr(app, fn):
+        raise InvalidOption("this duly has no triggers")
+    done = getattr(app, fn)(name)
+    key = "job" if verb == "run" else "trigger"
+    return {key: serialize.job(done) if verb == "run" else serialize.trigger(done)}

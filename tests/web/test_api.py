@@ -1,0 +1,305 @@
+"""The dashboard's JSON API and pages over real HTTP (uvicorn in a thread), on both
+backends: every endpoint, authentication, CSRF, escaping, binding rules, headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+import duly
+from duly.web import api as api_module
+from duly.web.server import BindRefused, check_bind, serve_in_thread
+from tests.conftest import Backend
+from tests.helpers import claim_one, fail, succeed
+
+TOKEN = "s3cret-token-for-tests"
+
+
+class Client:
+    """An httpx client on a server started for the test, with the CSRF dance built in."""
+
+    def __init__(self, app: duly.App, token: str | None = None) -> None:
+        self.server = serve_in_thread(app, port=0, token=token)
+        self.http = httpx.Client(base_url=self.server.url, follow_redirects=False, timeout=30)
+
+    def csrf(self) -> str:
+        if "duly_csrf" not in self.http.cookies:
+            self.http.get("/healthz")
+        return self.http.cookies["duly_csrf"]
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        return self.http.get(url, **kw)
+
+    def post(self, url: str, csrf: bool = True, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if csrf:
+            headers["X-CSRF-Token"] = self.csrf()
+        return self.http.post(url, headers=headers, **kw)
+
+    def delete(self, url: str) -> httpx.Response:
+        return self.http.delete(url, headers={"X-CSRF-Token": self.csrf()})
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.stop()
+
+
+@pytest.fixture
+def web(backend: Backend) -> Iterator[tuple[duly.App, Client]]:
+    app = backend.app()
+    client = Client(app)
+    yield app, client
+    client.close()
+
+
+@pytest.fixture
+def secured(backend: Backend) -> Iterator[tuple[duly.App, Client]]:
+    app = backend.app()
+    client = Client(app, token=TOKEN)
+    yield app, client
+    client.close()
+
+
+def test_overview_queues_throughput_workers(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    for q in ("mail", "mail", "images"):
+        app.enqueue("t", queue=q)
+    succeed(app, claim_one(app))
+    app.store.register_worker(duly.core.admin.WorkerRegistration("w-1", "host", 1, ["mail"], 4))
+    overview = c.get("/api/overview?minutes=10").json()
+    queues = {q["queue"]: q for q in overview["queues"]}
+    assert queues["mail"]["counts"]["succeeded"] == 1 and queues["mail"]["counts"]["queued"] == 1
+    assert overview["totals"]["queued"] == 2 and overview["workers"] == {"alive": 1, "dead": 0}
+    assert overview["throughput"]["minutes"] == 10 and sum(overview["throughput"]["series"]["succeeded"]) == 1
+    assert [q["queue"] for q in c.get("/api/queues").json()] == ["images", "mail"]
+    points = c.get("/api/throughput?minutes=5").json()["points"]
+    assert [(p["queue"], p["state"], p["count"]) for p in points] == [("mail", "succeeded", 1)]
+    workers = c.get("/api/workers").json()
+    assert workers[0]["id"] == "w-1" and workers[0]["alive"] is True
+    assert c.get("/api/throughput?minutes=0").status_code == 422
+    for page in ("/", "/jobs", "/workers", "/triggers"):
+        r = c.get(page)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), page
+
+
+def test_job_list_filters_and_keyset_pages(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    ids = [app.enqueue("reports.build", args=[i], queue="reports").id for i in range(7)]
+    app.enqueue("mail.send", queue="mail", kwargs={"to": "ann@example.test"})
+    seen: list[int] = []
+    url = "/api/jobs?queue=reports&limit=3"
+    while url:
+        page = c.get(url).json()
+        seen += [j["id"] for j in page["jobs"]]
+        url = f"/api/jobs?queue=reports&limit=3&before={page['next_before']}" if page["next_before"] else ""
+    assert seen == sorted(ids, reverse=True)
+    found = c.get("/api/jobs?q=ann@example").json()["jobs"]
+    assert [j["task"] for j in found] == ["mail.send"]
+    assert c.get("/api/jobs?state=queued&task=mail.send").json()["jobs"][0]["queue"] == "mail"
+    assert c.get("/api/jobs?state=nonsense").status_code == 422
+    html = c.get("/jobs?queue=reports&limit=3").text
+    assert 'id="older"' in html and f"before={ids[4]}" in html
+
+
+def test_job_page_and_actions(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    job = app.enqueue("t", args=[1])
+    fail(app, claim_one(app), retry_in=None, message="boom", log="step 1\nstep 2")
+    data = c.get(f"/api/jobs/{job.id}").json()
+    assert data["job"]["state"] == "failed" and data["attempts"][0]["error_message"] == "boom"
+    assert data["attempts"][0]["log"] == "step 1\nstep 2" and "retry" in data["actions"]
+    html = c.get(f"/jobs/{job.id}").text
+    assert "Traceback ..." in html and "step 2" in html
+    r = c.post(f"/api/jobs/{job.id}/retry")
+    assert r.status_code == 200 and r.json()["job"]["state"] == "queued"
+    assert c.post(f"/api/jobs/{job.id}/retry").status_code == 409
+    assert c.post(f"/api/jobs/{job.id}/cancel").json()["job"]["state"] == "cancelled"
+    rerun = c.post(f"/api/jobs/{job.id}/run").json()["job"]
+    assert rerun["id"] == job.id and rerun["state"] == "queued"
+    succeed(app, claim_one(app))
+    again = c.post(f"/api/jobs/{job.id}/run").json()["job"]
+    assert again["id"] != job.id and again["args"] == [1]  # a succeeded job is enqueued again
+    later = app.enqueue("t", run_in=3600)
+    assert c.post(f"/api/jobs/{later.id}/run").json()["job"]["state"] == "queued"
+    assert c.delete(f"/api/jobs/{job.id}").json() == {"deleted": job.id}
+    assert c.get(f"/api/jobs/{job.id}").status_code == 404
+    assert c.get(f"/jobs/{job.id}").status_code == 404
+
+
+def test_page_forms_retry_cancel_and_pause(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    job = app.enqueue("t", queue="mail")
+    form = {"csrf_token": c.csrf()}
+    r = c.post(f"/jobs/{job.id}/cancel", csrf=False, data=form)
+    assert r.status_code == 303 and r.headers["location"].startswith(f"/jobs/{job.id}?msg=")
+    assert app.get_job(job.id).state is duly.JobState.CANCELLED
+    assert c.post(f"/jobs/{job.id}/retry", csrf=False, data=form).status_code == 303
+    assert app.get_job(job.id).state is duly.JobState.QUEUED
+    assert c.post("/queues/mail/pause", csrf=False, data=form).status_code == 303
+    assert app.paused_queues() == ["mail"]
+    assert "Resume" in c.get("/").text
+    assert c.post("/api/queues/mail/resume").json() == {"queue": "mail", "paused": False, "changed": True}
+    assert c.post("/api/queues/mail/pause").json()["changed"] is True
+    assert c.post(f"/jobs/{job.id}/delete", csrf=False, data=form).headers["location"].startswith("/jobs?msg=")
+
+
+def test_enqueue_by_task_name(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    r = c.post("/api/jobs", json={"task": "billing.charge", "args": [42], "kwargs": {"eur": 5},
+                                  "queue": "billing", "run_in": "1h", "key": "charge-42"})  # fmt: skip
+    assert r.status_code == 201
+    job = r.json()["job"]
+    assert (job["task"], job["queue"], job["state"], job["key"]) == ("billing.charge", "billing", "scheduled", "charge-42")
+    same = c.post("/api/jobs", json={"task": "billing.charge", "key": "charge-42", "mode": "ignore"})
+    assert same.status_code == 200 and same.json() == {"job": same.json()["job"], "created": False}
+    assert c.post("/api/jobs", json={"task": "x", "key": "charge-42"}).status_code == 409
+    assert c.post("/api/jobs", json={"args": []}).status_code == 422
+    assert c.post("/api/jobs", json={"task": "x", "bogus": 1}).status_code == 422
+    assert c.post("/api/jobs", json={"task": "x", "priority": "high"}).status_code == 422
+    assert c.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    assert len(app.jobs()) == 1
+
+
+def test_csrf_failures(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    job = app.enqueue("t")
+    assert c.post(f"/api/jobs/{job.id}/cancel", csrf=False).status_code == 403
+    bad = c.post(f"/api/jobs/{job.id}/cancel", csrf=False, headers={"X-CSRF-Token": "x" * 43})
+    assert bad.status_code == 403 and "CSRF" in bad.json()["error"]
+    cross = c.post(f"/api/jobs/{job.id}/cancel", headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403 and "cross-origin" in cross.json()["error"]
+    form = c.post(f"/jobs/{job.id}/cancel", csrf=False, data={"csrf_token": "forged"})
+    assert form.status_code == 403 and "CSRF" in form.text
+    assert c.post("/api/jobs", csrf=False, json={"task": "t"}).status_code == 403
+    assert app.get_job(job.id).state is duly.JobState.QUEUED and len(app.jobs()) == 1
+
+
+def test_script_in_arguments_errors_logs_and_names_is_escaped(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    evil = '<script>alert("xss")</script>'
+    queue = '<img src=x onerror=alert(1)>'
+    job = app.enqueue(evil, args=[evil], kwargs={"k": evil}, queue=queue, key=evil)
+    fail(app, claim_one(app), retry_in=None, message=evil, log=evil)
+    for page in (f"/jobs/{job.id}", "/jobs", "/", f"/jobs?q={evil}"):
+        html = c.get(page).text
+        assert "<script>alert" not in html and "<img src=x" not in html, page
+    html = c.get(f"/jobs/{job.id}").text
+    assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in c.get("/").text
+    assert c.get(f"/api/jobs/{job.id}").json()["job"]["args"] == [evil]  # JSON keeps the data as it is
+    scripts = re.findall(r"<script[^>]*>", c.get("/").text)
+    assert all('src="/static/duly.js"' in s or 'type="application/json"' in s for s in scripts)
+
+
+def test_security_headers_and_dns_rebinding(web: tuple[duly.App, Client]) -> None:
+    _, c = web
+    for url in ("/", "/api/overview", "/static/duly.css"):
+        h = c.get(url).headers
+        assert h["content-security-policy"].startswith("default-src 'self'")
+        assert "script-src 'self'" in h["content-security-policy"]
+        assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY"
+        assert h["referrer-policy"] == "same-origin"
+    cookie = c.get("/").headers.get("set-cookie", "") or "duly_csrf=; HttpOnly; SameSite=Strict"
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    rebound = c.get("/api/overview", headers={"Host": "attacker.example"})
+    assert rebound.status_code == 400
+
+
+def test_authentication_when_a_token_is_set(secured: tuple[duly.App, Client]) -> None:
+    app, c = secured
+    job = app.enqueue("t")
+    for url in ("/api/overview", "/api/jobs", f"/api/jobs/{job.id}", "/metrics", "/api/openapi.json"):
+        r = c.get(url)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), url
+    assert c.get("/api/overview", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    page = c.get("/jobs?state=failed")
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/jobs%3Fstate%3Dfailed"
+    assert c.get("/static/duly.css").status_code == 200 and c.get("/login").status_code == 200
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert c.get("/api/overview", headers=bearer).status_code == 200
+    # Bearer requests carry no ambient credentials: no CSRF token needed
+    assert c.post(f"/api/jobs/{job.id}/cancel", csrf=False, headers=bearer).status_code == 200
+    assert c.post("/api/jobs", csrf=False, json={"task": "t"}).status_code == 401
+    wrong = c.post("/login", csrf=False, data={"csrf_token": c.csrf(), "token": "nope", "next": "/"})
+    assert wrong.status_code == 401 and "wrong token" in wrong.text
+    assert "duly_session" not in c.http.cookies
+    evil_next = c.post("/login", csrf=False, data={"csrf_token": c.csrf(), "token": TOKEN, "next": "//evil.example/"})
+    assert evil_next.status_code == 303 and evil_next.headers["location"] == "/"
+    assert c.get("/jobs").status_code == 200  # the session cookie
+    assert c.post(f"/api/jobs/{job.id}/retry", csrf=False).status_code == 403  # cookie auth needs CSRF
+    assert c.post(f"/api/jobs/{job.id}/retry").status_code == 200
+    assert c.post("/logout", csrf=False, data={"csrf_token": c.csrf()}).status_code == 303
+    c.http.cookies.delete("duly_session")
+    assert c.get("/api/overview").status_code == 401
+
+
+def test_refusal_to_bind_a_public_address_without_auth(backend: Backend) -> None:
+    app = backend.app()
+    with pytest.raises(BindRefused, match="--token"):
+        serve_in_thread(app, host="0.0.0.0", port=0)
+    with pytest.raises(BindRefused):
+        check_bind("192.168.1.10", None)
+    with pytest.raises(BindRefused):
+        check_bind("example.org", "")
+    check_bind("127.0.0.1", None)
+    check_bind("::1", None)
+    check_bind("localhost", None)
+    check_bind("0.0.0.0", TOKEN)
+
+
+def test_metrics_endpoint(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    app.enqueue("t", queue="mail")
+    app.enqueue("t", queue="mail")
+    succeed(app, claim_one(app))
+    app.store.pause_queue("mail")
+    app.store.register_worker(duly.core.admin.WorkerRegistration("w-1", "host", 1, None, 4))
+    r = c.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'duly_jobs{queue="mail",state="queued"} 1.0' in text
+    assert 'duly_jobs{queue="mail",state="succeeded"} 1.0' in text
+    assert 'duly_queue_paused{queue="mail"} 1.0' in text
+    assert 'duly_queue_latency_seconds{queue="mail"}' in text
+    assert 'duly_jobs_finished_per_minute{queue="mail",state="succeeded"} 0.2' in text
+    assert 'duly_attempt_duration_seconds_bucket{le="+Inf",queue="mail"} 1.0' in text
+    assert "duly_workers_alive 1.0" in text
+
+
+def test_openapi_documents_every_api_route(web: tuple[duly.App, Client]) -> None:
+    _, c = web
+    doc = c.get("/api/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    served = set()
+    for route in api_module.routes():
+        path = route.path.replace("{name:path}", "{name}").replace("{job_id:int}", "{job_id}")
+        for method in route.methods or ():
+            if method != "HEAD":
+                served.add((path, method))
+    assert documented == served
+    refs = set(re.findall(r'"#/components/schemas/(\w+)"', c.get("/api/openapi.json").text))
+    assert refs <= set(doc["components"]["schemas"])
+
+
+def test_triggers_api_lists_and_steers_triggers(web: tuple[duly.App, Client]) -> None:
+    app, c = web
+    data = c.get("/api/triggers").json()
+    if not data["available"]:
+        assert data["triggers"] == [] and "no stored schedules" in c.get("/triggers").text
+        return
+    if not hasattr(app, "schedule"):
+        pytest.skip("no way to add a trigger in this version")
+    app.schedule("reports.build", name="nightly", cron="30 2 * * *")
+    listed = c.get("/api/triggers").json()["triggers"]
+    assert [t["name"] for t in listed] == ["nightly"]
+    assert c.post("/api/triggers/nightly/pause").json()["trigger"]["paused"] is True
+    assert c.post("/api/triggers/nightly/resume").json()["trigger"]["paused"] is False
+    ran = c.post("/api/triggers/nightly/run").json()["job"]
+    assert ran["task"] == "reports.build"
+    assert c.post("/api/triggers/nope/run").status_code == 404
+    assert "nightly" in c.get("/triggers").text
