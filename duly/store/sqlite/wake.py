@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 
 def _folder(db_path: str) -> str:
-    digest = hashlib.sha1(os.path.abspath(db_path).encode()).hexdigest()[:16]
+    digest = hashlib.sha1(os.path.abspath(db_path).encode(), usedforsecurity=False).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), f"duly-wake-{os.getuid()}", digest)
 
 
