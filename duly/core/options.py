@@ -22,14 +22,21 @@ MAX_NAME = 200
 MAX_KEY = 1000
 
 
+_good_names: set[str] = set()
+
+
 def check_name(value: Any, what: str) -> str:
     """Queue and task names: non-empty text without control characters, at most 200 chars."""
+    if isinstance(value, str) and value in _good_names:  # names repeat: check each once
+        return value
     if not isinstance(value, str) or not value.strip():
         raise InvalidOption(f"{what} must be a non-empty string, got {value!r}")
     if len(value) > MAX_NAME:
         raise InvalidOption(f"{what} is {len(value)} characters long; the limit is {MAX_NAME}")
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
         raise InvalidOption(f"{what} {value!r} contains control characters")
+    if len(_good_names) < 10_000:
+        _good_names.add(value)
     return value
 
 
@@ -110,6 +117,8 @@ def resolve_times(
     expires_in: Duration | None,
 ) -> tuple[datetime | None, float | None, datetime | None]:
     """Return (run_at, delay, expires_at), checking that expiry comes after the run time."""
+    if run_at is None and run_in is None and expires_at is None and expires_in is None:
+        return None, None, None
     if run_at is not None and run_in is not None:
         raise InvalidOption("give run_at or run_in, not both")
     if expires_at is not None and expires_in is not None:
