@@ -34,6 +34,9 @@ class Peer:
     package = "?"  # distribution name (for its version)
     backend = "postgres"  # postgres | sqlite | redis
     burst = True  # its worker exits by itself when no job is left
+
+    def exits_by_itself(self, procs: int) -> bool:
+        return self.burst
     keeps = ""  # what it keeps after a job
     settings = ""  # how it is configured here
     mixed_concurrency = 50  # jobs at once per process in the mixed workload
@@ -98,6 +101,11 @@ class Duly(Peer):
 
     def url(self) -> str:
         return self.dsn
+
+    def exits_by_itself(self, procs: int) -> bool:
+        # `duly worker --burst --processes 2`: the supervisor restarts children that finished
+        # their burst (exit 0) instead of exiting, so the harness stops it once all jobs ran.
+        return procs == 1
 
     def setup(self) -> None:
         from duly import App
@@ -192,7 +200,7 @@ class PgQueuer(Peer):
     name = "pgqueuer"
     package = "pgqueuer"
     keeps = "deletes each finished job from the queue table; appends a row per status change to pgqueuer_log (no per-attempt error detail unless held)"
-    batch = int(os.environ.get("BENCH_PGQ_BATCH", "100"))
+    batch = int(os.environ.get("BENCH_PGQ_BATCH", "1000"))
 
     @property
     def settings(self) -> str:  # type: ignore[override]
@@ -390,10 +398,200 @@ class RawSQLite(Peer):
         return None if done == n else f"{done} of {n} rows succeeded"
 
 
+# -- Huey (SQLite storage) --------------------------------------------------------------------
+
+
+class Huey(Peer):
+    name = "huey"
+    package = "huey"
+    backend = "sqlite"
+    burst = False
+    keeps = "nothing: a task row is deleted when dequeued; results only when not None (none here)"
+    settings = ("`huey_consumer huey_app.huey -k process -w P -d 0.01` (P worker processes), SqliteHuey; "
+                "no bulk API, so bulk enqueue is a loop of task calls")  # fmt: skip
+
+    def setup(self) -> None:
+        self.path = os.path.join(fresh_dir("huey"), "huey.db")
+        os.environ["BENCH_HUEY_DB"] = self.path
+        import importlib
+        import sys
+
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps"))
+        import huey_app
+
+        self.mod = importlib.reload(huey_app)
+
+    def teardown(self) -> None:
+        pass
+
+    def enqueue_bulk(self, n: int) -> None:
+        noop = self.mod.noop
+        for _ in range(n):
+            noop()
+
+    def enqueue_single(self, n: int) -> None:
+        self.enqueue_bulk(n)
+
+    def latency_producer(self) -> Any:
+        task = self.mod.latency
+
+        class P:
+            def enqueue(self, seq: int) -> None:
+                task(seq)
+
+            def close(self) -> None:
+                pass
+
+        return P()
+
+    def worker_argvs(self, procs: int, mode: str) -> list[list[str]]:
+        return [[os.path.join(BIN, "huey_consumer"), "huey_app.huey", "-k", "process", "-w", str(procs),
+                 "-d", "0.01", "-m", "0.1", "-q"]]  # fmt: skip
+
+    def worker_env(self) -> dict[str, str]:
+        return {"BENCH_HUEY_DB": self.path}
+
+    def verify(self, n: int) -> str | None:
+        left = len(self.mod.huey)
+        return None if left == 0 else f"{left} tasks left in the queue"
+
+
+# -- Celery (Redis broker) ------------------------------------------------------------------
+
+
+class CeleryPeer(Peer):
+    name = "celery"
+    package = "celery"
+    backend = "redis"
+    burst = False
+    keeps = "nothing (no result backend; a message is gone once acknowledged, which is on receipt: acks_late off, the default)"
+    settings = ("Redis broker; P × `celery -A celery_app worker -P solo --prefetch-multiplier 100 --without-gossip "
+                "--without-mingle --without-heartbeat`; mixed: P × `-P threads -c 50`; bulk enqueue reuses one producer")  # fmt: skip
+
+    def setup(self) -> None:
+        self.url = fresh_redis()
+        os.environ["BENCH_CELERY_BROKER"] = self.url
+        import importlib
+        import sys
+
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps"))
+        import celery_app
+
+        self.mod = importlib.reload(celery_app)
+
+    def teardown(self) -> None:
+        self.mod.app.close()
+
+    def enqueue_bulk(self, n: int) -> None:
+        noop = self.mod.noop
+        with self.mod.app.producer_or_acquire() as producer:
+            for _ in range(n):
+                noop.apply_async(producer=producer)
+
+    def enqueue_single(self, n: int) -> None:
+        noop = self.mod.noop
+        for _ in range(n):
+            noop.delay()
+
+    def latency_producer(self) -> Any:
+        task = self.mod.latency
+
+        class P:
+            def enqueue(self, seq: int) -> None:
+                task.delay(seq)
+
+            def close(self) -> None:
+                pass
+
+        return P()
+
+    def enqueue_mixed(self, specs: Sequence[MixedSpec]) -> None:
+        task = self.mod.mixed
+        with self.mod.app.producer_or_acquire() as producer:
+            for q, pri, ms, fail, delay in specs:
+                task.apply_async((ms, fail), queue=f"q{q}", priority=3 - pri, countdown=delay or None, producer=producer)
+
+    def worker_argvs(self, procs: int, mode: str) -> list[list[str]]:
+        base = [os.path.join(BIN, "celery"), "-A", "celery_app", "worker", "--without-gossip", "--without-mingle",
+                "--without-heartbeat", "-l", "WARNING"]  # fmt: skip
+        if mode == "mixed":
+            return [base + ["-P", "threads", "-c", str(self.mixed_concurrency), "-Q", "q0,q1,q2,q3", "-n", f"w{i}@%h"]
+                    for i in range(procs)]  # fmt: skip
+        return [base + ["-P", "solo", "-n", f"w{i}@%h"] for i in range(procs)]
+
+    def worker_env(self) -> dict[str, str]:
+        return {"BENCH_CELERY_BROKER": self.url}
+
+
+# -- RQ (Redis) -------------------------------------------------------------------------------
+
+
+class RQ(Peer):
+    name = "rq"
+    package = "rq"
+    backend = "redis"
+    keeps = "each job hash for result_ttl (500 s by default) and the finished-job registry"
+    settings = "P × `rq worker --burst --worker-class rq.worker.SimpleWorker` (no fork per job); bulk enqueue by `Queue.enqueue_many` in one pipeline"
+
+    def setup(self) -> None:
+        from rq import Queue
+
+        self.url = fresh_redis()
+        self.q = Queue("default", connection=self._redis())
+
+    def _redis(self) -> Any:
+        from redis import Redis
+
+        return Redis.from_url(self.url)
+
+    def teardown(self) -> None:
+        pass
+
+    def enqueue_bulk(self, n: int) -> None:
+        from rq import Queue
+
+        step = 20_000
+        for i in range(0, n, step):
+            datas = [Queue.prepare_data("rq_app.noop") for _ in range(min(step, n - i))]
+            with self.q.connection.pipeline() as pipe:
+                self.q.enqueue_many(datas, pipeline=pipe)
+                pipe.execute()
+
+    def enqueue_single(self, n: int) -> None:
+        for _ in range(n):
+            self.q.enqueue("rq_app.noop")
+
+    def latency_producer(self) -> Any:
+        q = self.q
+
+        class P:
+            def enqueue(self, seq: int) -> None:
+                q.enqueue("rq_app.latency", seq)
+
+            def close(self) -> None:
+                pass
+
+        return P()
+
+    def worker_argvs(self, procs: int, mode: str) -> list[list[str]]:
+        argv = [os.path.join(BIN, "rq"), "worker", "--url", self.url, "--worker-class", "rq.worker.SimpleWorker",
+                "--logging_level", "WARNING", "default"]  # fmt: skip
+        if mode == "drain":
+            argv.insert(2, "--burst")
+        return [argv] * procs
+
+    def verify(self, n: int) -> str | None:
+        left = len(self.q)
+        return None if left == 0 else f"{left} jobs left in the queue"
+
+
 PEERS: dict[str, type[Peer]] = {
     "duly": Duly,
     "duly-sqlite": DulySQLite,
     "pgqueuer": PgQueuer,
     "raw-sql": RawPG,
     "raw-sqlite": RawSQLite,
+    "huey": Huey,
+    "celery": CeleryPeer,
+    "rq": RQ,
 }

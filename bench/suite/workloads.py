@@ -61,7 +61,7 @@ def _drain_once(peer_cls: type[Peer], size: Size, n: int, procs: int, prepare: C
         if measure_first:
             stop(procs_)
             return target / (seen - first), {}
-        if peer.burst:
+        if peer.exits_by_itself(procs):
             exited = wait_exit(procs_, size.timeout)
         else:
             stop(procs_)
