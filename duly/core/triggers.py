@@ -312,7 +312,7 @@ def plan(t: TriggerSpec, due: datetime, now: datetime, scan_limit: int = 100_000
     if t.catch_up is CatchUp.SKIP:
         fire = on_time
     elif t.catch_up is CatchUp.LATEST:
-        fire = on_time or late[-1:]
+        fire = late[-1:] + on_time  # the missed slots make one job; on-time slots fire as usual
     else:
         fire = slots[-t.catch_up_limit :]
     return FirePlan(fire, len(slots) - len(fire), nxt)
