@@ -46,3 +46,8 @@ def load_migrations(package: str) -> list[tuple[int, str]]:
         if version != expected:
             raise RuntimeError(f"migration numbering has a gap at {expected} in {package}")
     return found
+
+
+def load_schema(package: str) -> str:
+    """The fresh-install schema (``schema.sql``) of a backend."""
+    return resources.files(package).joinpath("schema.sql").read_text("utf-8")

@@ -70,6 +70,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         clock: Clock,
         prefix: str = "duly_",
         auto_migrate: bool = False,
+        check_schema: bool = True,
         min_size: int = 1,
         max_size: int = 10,
     ) -> None:
@@ -91,7 +92,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         with _conn.first_connection(self._dsn) as first:
             if auto_migrate:
                 self._migrate_on(first)
-            else:
+            elif check_schema:
                 self._check_schema(first)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self._dsn,
@@ -145,20 +146,27 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
 
     # -- schema --------------------------------------------------------------------------
 
-    def migrate(self) -> list[int]:
+    def migrate(self, stepwise: bool = False) -> list[int]:
+        """Bring the schema up to date: a fresh database gets ``schema.sql`` at once (unless
+        ``stepwise``), an older one its missing migrations; one transaction, under a lock."""
         with _conn.first_connection(self._dsn) as conn:
-            return self._migrate_on(conn)
+            return self._migrate_on(conn, stepwise)
 
-    def _migrate_on(self, conn: psycopg.Connection[Any]) -> list[int]:
+    def _migrate_on(self, conn: psycopg.Connection[Any], stepwise: bool = False) -> list[int]:
         applied = []
         with conn.transaction():
             conn.execute(self._q["migrate_lock"], {"lock": "duly:migrate:" + self.prefix})
             conn.execute(self._q["create_migrations"])
             current = fetch(conn, self._q["schema_version"], {})[0][0]
-            for version, text in _sql.load_migrations(PACKAGE):
-                if version <= current:
-                    continue
-                conn.execute(self._render(text))
+            migrations = _sql.load_migrations(PACKAGE)
+            if current == 0 and not stepwise:
+                conn.execute(self._render(_sql.load_schema(PACKAGE)))
+                todo = [(version, "") for version, _ in migrations]
+            else:
+                todo = [(v, text) for v, text in migrations if v > current]
+            for version, text in todo:
+                if text:
+                    conn.execute(self._render(text))
                 conn.execute(self._q["record_migration"], {"version": version})
                 applied.append(version)
         return applied

@@ -173,7 +173,7 @@ class _Shared:
 class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
     backend = "sqlite"
 
-    def __init__(self, url: str, clock: Clock, prefix: str = "duly_") -> None:
+    def __init__(self, url: str, clock: Clock, prefix: str = "duly_", auto_migrate: bool = True) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise ConfigurationError(
                 f"SQLite {sqlite3.sqlite_version} is too old; duly needs 3.35 or newer"
@@ -204,7 +204,8 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
             for k, v in _sql.load_queries("duly.store.sqlite", f).items()
         }
         self.doorbell = Doorbell(path)
-        self.migrate()
+        if auto_migrate:  # SQLite migrates itself on first use
+            self.migrate()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -292,14 +293,21 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     # -- schema --------------------------------------------------------------------------
 
-    def migrate(self) -> list[int]:
+    def migrate(self, stepwise: bool = False) -> list[int]:
+        """Bring the schema up to date: a fresh database gets ``schema.sql`` at once (unless
+        ``stepwise``), an older one its missing migrations, in one transaction."""
         applied = []
+        migrations = _sql.load_migrations("duly.store.sqlite")
         with self._write() as cur:
             cur.execute(self._q["create_migrations"])
             current = cur.execute(self._q["schema_version"]).fetchone()[0]
-            for version, text in _sql.load_migrations("duly.store.sqlite"):
-                if version <= current:
-                    continue
+            if current == 0 and not stepwise:
+                for statement in _split_statements(_sql.load_schema("duly.store.sqlite").format(**self._names)):
+                    cur.execute(statement)
+                todo = [(version, "") for version, _ in migrations]
+            else:
+                todo = [(v, text) for v, text in migrations if v > current]
+            for version, text in todo:
                 for statement in _split_statements(text.format(**self._names)):
                     cur.execute(statement)
                 cur.execute(self._q["record_migration"], (version, _us(datetime.now(UTC))))
