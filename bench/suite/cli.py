@@ -67,22 +67,51 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     figures: list[Figure] = []
     started = time.monotonic()
+    import atexit
+    import signal
+
+    from suite.common import stop_all
+
+    atexit.register(stop_all)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    one = type(size)(**{**size.__dict__, "runs": 1})
     for w in workloads:
         if w == "profile":
             from suite.profile import profile
 
             profile(size)
             continue
+        todo = []
         for name in [p for p in WHO[w] if p in only]:
             inst = status.get(install_of(name), {})
             if name not in PEERS:
                 figures.append(Figure(w, "-", name, "", error="n/a: no adapter"))
-                continue
-            if not inst.get("ok"):
+            elif not inst.get("ok"):
                 figures.append(Figure(w, "-", name, "", error=f"not installed: {inst.get('error', 'not tried')}"))
-                continue
-            log(f"== {w} · {name} · size {size.name}")
-            figures.extend(WORKLOADS[w](PEERS[name], size))
+            else:
+                todo.append(name)
+        # Round-robin: run 1 of every system, then run 2 of every system, ... so that a
+        # change in the machine's load hits every system alike.
+        merged: dict[tuple[str, str], Figure] = {}
+        failed: set[str] = set()
+        for r in range(size.runs if w not in ("memory",) else 1):
+            for name in todo:
+                if name in failed:
+                    continue
+                log(f"== {w} · {name} · size {size.name} · run {r + 1}/{size.runs}")
+                for f in WORKLOADS[w](PEERS[name], one):
+                    key = (f.variant, f.peer)
+                    if key not in merged:
+                        merged[key] = f
+                    else:
+                        m = merged[key]
+                        m.values += f.values
+                        for k, v in f.extra.items():
+                            m.extra.setdefault(k, []).extend(v if isinstance(v, list) else [v])
+                        m.error = m.error or f.error
+                    if f.error:
+                        failed.add(name)
+        figures.extend(merged.values())
     log(f"bench: done in {time.monotonic() - started:.0f}s")
     results = merge(size.name, [f.to_json() for f in figures])
     backends = {n: c.backend for n, c in PEERS.items()}

@@ -223,11 +223,28 @@ def env_for(probe: Probe | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+SPAWNED: list[subprocess.Popen[Any]] = []
+
+
+def stop_all() -> None:
+    """Stop every worker this harness started (at exit, also after an interrupt)."""
+    stop([p for p in SPAWNED if p.poll() is None], grace=5)
+
+
+def loadavg() -> float:
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except OSError:
+        return -1.0
+
+
 def spawn(argv: Sequence[str], env: dict[str, str], tag: str = "worker") -> subprocess.Popen[Any]:
     log = open(os.path.join(WORK, f"{tag}-{time.monotonic_ns()}.log"), "w+")
     p = subprocess.Popen(list(argv), env=env, cwd=APPS, stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True)  # fmt: skip
     p._bench_log = log  # type: ignore[attr-defined]
+    SPAWNED.append(p)
     return p
 
 
@@ -246,7 +263,9 @@ def stop(procs: Sequence[subprocess.Popen[Any]], grace: float = 10.0, sig: int =
     for p in procs:
         if p.poll() is None:
             try:
-                os.killpg(p.pid, sig)
+                # the main process only: it stops its own children (a supervisor that
+                # forwards the signal would otherwise deliver it twice)
+                os.kill(p.pid, sig)
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + grace

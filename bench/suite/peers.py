@@ -92,7 +92,7 @@ class Duly(Peer):
     name = "duly"
     package = "duly"
     keeps = "every job row and one row per attempt (outcome, times, error, log) in duly_attempts"
-    concurrency = int(os.environ.get("BENCH_DULY_CONCURRENCY", "200"))
+    concurrency = int(os.environ.get("BENCH_DULY_CONCURRENCY", "1000"))
 
     @property
     def settings(self) -> str:  # type: ignore[override]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from suite.common import (
-    Figure, Probe, Size, Skip, env_for, log, percentile, rss_kib, spawn, stop, wait_exit,
+    Figure, Probe, Size, Skip, env_for, loadavg, log, percentile, rss_kib, spawn, stop, wait_exit,
 )  # fmt: skip
 from suite.peers import Peer, mixed_specs
 
@@ -16,6 +16,7 @@ from suite.peers import Peer, mixed_specs
 def measure(fig: Figure, runs: int, once: Callable[[], float | tuple[float, dict[str, Any]]]) -> Figure:
     """Run ``once`` ``runs`` times into ``fig``; a Skip or an error ends it with a note."""
     for i in range(runs):
+        load = loadavg()
         try:
             out = once()
         except Skip as exc:
@@ -27,6 +28,7 @@ def measure(fig: Figure, runs: int, once: Callable[[], float | tuple[float, dict
             log("    " + traceback.format_exc().replace("\n", "\n    ")[-1500:])
             return fig
         value, extra = out if isinstance(out, tuple) else (out, {})
+        extra = {**extra, "load1": load}
         fig.values.append(value)
         for k, v in extra.items():
             fig.extra.setdefault(k, []).append(v)
