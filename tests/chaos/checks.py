@@ -1,0 +1,560 @@
+"""The fault-injection checks of issue 6, each a function of its sizes.
+
+``tests/chaos/test_chaos.py`` runs them at CI sizes (``pytest -m chaos``) and
+``scripts/chaos_full.py`` at full sizes. Each check raises AssertionError on a broken promise
+and otherwise returns its figures (jobs, faults injected, lost, duplicated, time to recover).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duly
+from duly._faults import EXIT_CODE
+from duly.core.model import Finish, Held
+from duly.core.states import JobState, Outcome
+from tests.chaos.harness import Fleet, Place, children, drain, read_crash_log, rss_kib, wait_until
+from tests.chaos.ledger import Verdict, check
+
+#: The crash points a worker meets on every job (the scheduler's is check 7's).
+JOB_POINTS = ("claim.committed", "handler.before", "finish.before", "finish.in_transaction")
+
+
+def _payloads(n: int, tag: str) -> list[str]:
+    return [f"{tag}-{i}-{uuid.uuid4().hex[:8]}" for i in range(n)]
+
+
+def _enqueue_bulk(place: Place, n: int, tag: str, ms: float = 0.0) -> list[str]:
+    app = place.app()
+    payloads = _payloads(n, tag)
+    ids: list[int] = []
+    for i in range(0, n, 5000):
+        chunk = payloads[i : i + 5000]
+        ids += app.enqueue_many([duly.Enqueue("work", [p], {"ms": ms} if ms else {}) for p in chunk])
+    place.ledger.enqueued_many(zip(payloads, ids))
+    return payloads
+
+
+def _verdict(place: Place, paused: set[int] = frozenset()) -> Verdict:  # type: ignore[assignment]
+    v = check(place.ledger, place.states(), paused_pids=paused, attempt_outcomes=place.attempt_outcomes())
+    problems = v.problems + place.consistency()
+    assert not problems, "\n".join(problems)
+    return v
+
+
+# ---- 1. SIGKILL random workers under a supervisor --------------------------------------
+
+
+def sigkill_workers(place: Place, jobs: int, processes: int, every: float, duration: float) -> dict[str, Any]:
+    """``jobs`` jobs drained by ``processes`` workers under ``duly worker --processes``;
+    SIGKILL a random worker every ``every`` s for ``duration`` s."""
+    _enqueue_bulk(place, jobs, "kill", ms=2)
+    fleet = Fleet(place)
+    try:
+        sup = fleet.start("--processes", str(processes), "--concurrency", "8")
+        wait_until(lambda: len(children(sup.pid)) == processes, 30, "the supervisor's workers")
+        kills = 0
+        t_end = time.monotonic() + duration
+        while time.monotonic() < t_end and place.live():
+            time.sleep(every)
+            kids = children(sup.pid)
+            if kids:
+                fleet.kill(sup, pid=random.choice(kids))
+                kills += 1
+        t0 = time.monotonic()
+        wait_until(lambda: place.live() == 0, 120 + jobs / 100, "the supervisor's workers to drain the queue")
+        recover = time.monotonic() - t0
+        fleet.stop(sup)
+        restarts = len(fleet.grep("action=restart")) or len(fleet.grep('"restart"'))
+        v = _verdict(place)
+        with place.sql() as q:
+            running = q("SELECT count(*) FROM {jobs} WHERE state = 'running'")[0][0]
+        assert running == 0
+    finally:
+        fleet.cleanup()
+    return {**v.figures(), "faults": kills, "restarts": restarts, "recover_s": round(recover, 1)}
+
+
+# ---- 2. crash points ---------------------------------------------------------------------
+
+
+def crash_points(make_place: Any, jobs: int, crashes: int, points: tuple[str, ...] = JOB_POINTS) -> dict[str, Any]:
+    """For each crash point: ``jobs`` jobs, two workers armed to crash there until ``crashes``
+    crashes happened (restarted at once), then the final drain with no faults."""
+    out: dict[str, Any] = {}
+    for point in points:
+        place: Place = make_place(point)
+        crash_log = place.dir / "crashes.log"
+        _enqueue_bulk(place, jobs, point, ms=1)
+        fleet = Fleet(place)
+        n = 0
+        try:
+            armed = lambda: place.env(  # noqa: E731
+                DULY_CRASH_AT=point, DULY_CRASH_AFTER=str(random.randint(0, 3)), DULY_CRASH_LOG=str(crash_log)
+            )
+            procs = [fleet.start("--concurrency", "4", env=armed()) for _ in range(2)]
+            deadline = time.monotonic() + 60 + jobs / 20
+            while n < crashes and place.live() and time.monotonic() < deadline:
+                time.sleep(0.05)
+                for i, p in enumerate(procs):
+                    code = p.popen.poll()
+                    if code is None:
+                        continue
+                    assert code == EXIT_CODE, f"worker exited {code}, not by a crash; log:\n{p.log()}"
+                    place.ledger.fault("crash", p.pid, point)
+                    n += 1
+                    procs[i] = fleet.start("--concurrency", "4", env=armed() if n < crashes else None)
+            t0 = time.monotonic()
+            for p in procs:
+                if p.alive():
+                    fleet.stop(p)
+            drain(place, fleet, 120)
+            recover = time.monotonic() - t0
+            crashed = read_crash_log(place, crash_log)
+            assert len(crashed) >= n, (crashed, n)  # the other armed worker may crash as it stops
+            v = _verdict(place)
+            outcomes = place.attempt_outcomes()
+            rerun = 0
+            for _point, _pid, held in crashed:
+                for job_id, attempt in held:
+                    # the crashed attempt is recorded lost; the job ran again as attempt + 1
+                    assert outcomes.get((job_id, attempt)) == "lost", (point, job_id, attempt, outcomes.get((job_id, attempt)))
+                    assert (job_id, attempt + 1) in outcomes, (point, job_id, attempt)
+                    rerun += 1
+            out[point] = {**v.figures(), "faults": len(crashed), "jobs_in_crashed_hands": rerun, "recover_s": round(recover, 1)}
+        finally:
+            fleet.cleanup()
+            place.close()
+    return out
+
+
+# ---- 3. a paused worker ------------------------------------------------------------------
+
+
+def paused_worker(place: Place, rounds: int, jobs_per_round: int) -> dict[str, Any]:
+    """A worker holding jobs is SIGSTOPped past their leases, a second worker takes them, then
+    the first is resumed: its completions (a third of the jobs), failures (a third) and
+    heartbeats (the last third, still running) must change nothing."""
+    app = place.app()
+    fleet = Fleet(place)
+    stale_seen = 0
+    try:
+        for r in range(rounds):
+            payloads = _payloads(jobs_per_round, f"pause{r}")
+            specs = []
+            for i, p in enumerate(payloads):
+                kind = i % 3
+                specs.append(duly.Enqueue("work", [p], {"ms": 2500 if kind < 2 else 6000,
+                                                         "fail_on_attempt": 1 if kind == 1 else 0}))  # fmt: skip
+            ids = app.enqueue_many(specs)
+            place.ledger.enqueued_many(zip(payloads, ids))
+            a = fleet.start("--concurrency", str(jobs_per_round))
+            with place.sql() as q:
+                wait_until(lambda: q("SELECT count(*) FROM {jobs} WHERE state = 'running'")[0][0] == len(ids), 30,
+                           "worker A to hold every job")  # fmt: skip
+            fleet.kill(a, signal.SIGSTOP, "stop")
+            time.sleep(2.3)  # past the 2 s leases: A can no longer heartbeat
+            b = fleet.start("--concurrency", str(jobs_per_round))
+            with place.sql() as q:
+                wait_until(lambda: q("SELECT count(*) FROM {jobs} WHERE attempt = 2 AND state = 'running'")[0][0] == len(ids),
+                           30, "worker B to take every job")  # fmt: skip
+            fleet.kill(a, signal.SIGCONT, "cont")
+            wait_until(lambda: place.live() == 0, 60, "worker B to finish")
+            for p in (a, b):
+                fleet.stop(p)
+            stale_seen += sum(1 for line in a.log().splitlines() if "job.stale" in line or "stale" in line)
+            for job_id in ids:
+                job = app.get_job(job_id)
+                att = app.attempts(job_id)
+                assert job.state is JobState.SUCCEEDED and job.attempt == 2, (job.state, job.attempt)
+                assert [(x.attempt, x.outcome) for x in att] == [(1, Outcome.LOST), (2, Outcome.SUCCEEDED)], att
+                assert str(b.pid) in (job.worker_id or "") or att[1].worker_id == job.worker_id
+        v = _verdict(place, paused={p.pid for p in fleet.procs})
+    finally:
+        fleet.cleanup()
+    assert stale_seen > 0, "the resumed worker never noticed it had lost its leases"
+    return {**v.figures(), "trials": rounds * jobs_per_round, "faults": rounds, "stale_writes_refused": stale_seen}
+
+
+def paused_worker_virtual(app: duly.App, clock: duly.VirtualClock, trials: int, seed: int = 6) -> dict[str, Any]:
+    """The same promise in-process under a virtual clock, ``trials`` times: the old holder's
+    completion, failure, reschedule, heartbeat or progress, before or after the new holder's
+    own outcome, changes nothing."""
+    rng = random.Random(seed)
+    ids = app.enqueue_many(duly.Enqueue("t", [i], max_attempts=5) for i in range(trials))
+    olds = {j.id: j for j in app.store.claim(_claim("old", trials))}
+    clock.advance(seconds=61)
+    assert len(app.store.rescue()) == trials
+    news = {j.id: j for j in app.store.claim(_claim("new", trials))}
+    assert set(olds) == set(news) == set(ids)
+    claimed_at = clock.now()
+    clock.advance(seconds=10)
+    old_writes = [Outcome.SUCCEEDED, Outcome.FAILED, Outcome.RESCHEDULED, Outcome.SNOOZED, Outcome.CANCELLED]
+    new_writes = [Outcome.SUCCEEDED, Outcome.FAILED, None]  # None: still running
+    plan = {i: (rng.choice(old_writes + ["heartbeat", "progress"]), rng.choice(new_writes), rng.random() < 0.5) for i in ids}
+    refused = 0
+
+    def stale_write(job_id: int) -> None:
+        nonlocal refused
+        what, _new, _first = plan[job_id]
+        old = olds[job_id]
+        if what == "heartbeat":
+            assert app.store.heartbeat("old", [Held(old.id, old.attempt)]).stale == {old.id}
+        elif what == "progress":
+            try:
+                app.store.set_progress(Held(old.id, old.attempt), 1, 2)
+                raise AssertionError("a stale holder's progress was accepted")
+            except duly.StaleAttempt:
+                pass
+        else:
+            assert app.store.finish([Finish(old.id, old.attempt, what, retry_in=5)]) != []
+        refused += 1
+
+    for job_id in ids:
+        if plan[job_id][2]:
+            stale_write(job_id)
+    for job_id in ids:
+        new = news[job_id]
+        outcome = plan[job_id][1]
+        if outcome is not None:
+            assert app.store.finish([Finish(new.id, new.attempt, outcome, retry_in=30)]) == []
+    for job_id in ids:
+        if not plan[job_id][2]:
+            stale_write(job_id)
+    for job in _all_jobs(app, ids):
+        outcome = plan[job.id][1]
+        want = {Outcome.SUCCEEDED: JobState.SUCCEEDED, Outcome.FAILED: JobState.RETRYING, None: JobState.RUNNING}[outcome]
+        assert (job.state, job.attempt) == (want, 2), (job.id, job.state, job.attempt, want)
+        if want is JobState.RUNNING:  # the old holder's heartbeat did not extend the new lease
+            assert job.worker_id == "new" and job.lease_expires_at == claimed_at + timedelta(seconds=60), job
+        atts = app.store.attempts(job.id)
+        assert [(a.attempt, a.worker_id, a.outcome) for a in atts][:1] == [(1, "old", Outcome.LOST)], atts
+    return {"trials": trials, "stale_writes_refused": refused}
+
+
+def _claim(worker: str, n: int) -> Any:
+    from duly.core.model import ClaimParams
+
+    return ClaimParams(worker, n, None)
+
+
+def _all_jobs(app: duly.App, ids: list[int]) -> list[duly.Job]:
+    from duly.core.model import JobFilter
+
+    out = []
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        out += app.store.list_jobs(JobFilter(ids=chunk, limit=len(chunk)))
+    return out
+
+
+# ---- 4. PostgreSQL restarted under load ------------------------------------------------
+
+
+def postgres_restarts(place: Place, server: Any, restarts: int, between: float, workers: int = 2) -> dict[str, Any]:
+    """Workers and an enqueuer run while ``server`` (pgserver) restarts ``restarts`` times;
+    after each restart the workers must complete a job within 10 s by themselves."""
+    from pgserver._commands import pg_ctl  # type: ignore[import-not-found]
+
+    app = place.app()
+    fleet = Fleet(place)
+    stop = threading.Event()
+    counts: Counter[str] = Counter()
+
+    def enqueuer() -> None:
+        n = 0
+        while not stop.is_set():
+            payload = f"pg-{n}-{uuid.uuid4().hex[:6]}"
+            n += 1
+            try:
+                job = app.enqueue("work", [payload], {"ms": 2})
+            except Exception as exc:  # noqa: BLE001 - unknown: it may or may not have committed
+                place.ledger.enqueued(payload, None, "unknown", repr(exc)[:200])
+                counts["unknown"] += 1
+                time.sleep(0.05)
+                continue
+            place.ledger.enqueued(payload, job.id, "ok")
+            counts["ok"] += 1
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=enqueuer, daemon=True)
+    recoveries = []
+    try:
+        procs = [fleet.start("--concurrency", "8") for _ in range(workers)]
+        thread.start()
+        time.sleep(between)
+        for _ in range(restarts):
+            pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=server.pgdata,
+                   user=server.system_user, timeout=60)  # fmt: skip
+            t_up = time.time()
+            place.ledger.fault("pg_restart", None)
+
+            def resumed() -> bool:
+                rows = place.ledger.rows("SELECT count(*) FROM runs WHERE event = 'end' AND at > ? AND pid IN (%s)"
+                                         % ",".join(str(p.pid) for p in procs), (t_up,))  # fmt: skip
+                return bool(rows[0][0])
+
+            wait_until(resumed, 10, "the workers to complete a job within 10 s of the restart")
+            recoveries.append(time.time() - t_up)
+            time.sleep(between)
+        stop.set()
+        thread.join(30)
+        for p in procs:
+            assert p.alive(), f"worker {p.pid} died: {p.log()[-3000:]}"
+        wait_until(lambda: place.live() == 0, 60, "the workers to drain")
+        for p in procs:
+            fleet.stop(p)
+        drain(place, fleet, 60)
+        v = _verdict(place)
+    finally:
+        stop.set()
+        fleet.cleanup()
+    return {**v.figures(), "faults": restarts, "recover_s": round(max(recoveries), 2),
+            "recover_each_s": [round(r, 2) for r in recoveries]}  # fmt: skip
+
+
+# ---- 5. many processes on one SQLite file -------------------------------------------------
+
+
+def _enqueue_loop(url: str, prefix: str, ledger_path: str, seconds: float, tag: str) -> dict[str, Any]:
+    """Child body: enqueue one job at a time for ``seconds``, recording every outcome."""
+    from tests.apps.chaosapp import register
+    from tests.chaos.ledger import Ledger
+
+    app = register(duly.App(url, prefix=prefix))
+    book = Ledger(ledger_path)
+    end = time.monotonic() + seconds
+    n, locked, errors = 0, 0, 0
+    while time.monotonic() < end:
+        payload = f"{tag}-{n}"
+        n += 1
+        try:
+            job = app.enqueue("work", [payload], {"ms": 1})
+        except Exception as exc:  # noqa: BLE001
+            book.enqueued(payload, None, "error", repr(exc)[:300])
+            errors += 1
+            locked += "locked" in str(exc)
+            continue
+        book.enqueued(payload, job.id, "ok")
+    app.close()
+    return {"enqueues": n, "errors": errors, "locked": locked}
+
+
+def sqlite_many_processes(place: Place, enqueuers: int, workers: int, seconds: float) -> dict[str, Any]:
+    import multiprocessing
+
+    assert place.backend == "sqlite"
+    mp = multiprocessing.get_context("spawn")
+    fleet = Fleet(place)
+    try:
+        procs = [fleet.start("--concurrency", "4") for _ in range(workers)]
+        with mp.Pool(enqueuers) as pool:
+            results = pool.starmap(
+                _enqueue_loop,
+                [(place.url, place.prefix, place.ledger.path, seconds, f"e{i}") for i in range(enqueuers)],
+            )
+        t0 = time.monotonic()
+        wait_until(lambda: place.live() == 0, 120, "the workers to drain")
+        recover = time.monotonic() - t0
+        for p in procs:
+            fleet.stop(p)
+        locked_logs = fleet.grep("locked")
+        assert not locked_logs, locked_logs[:5]
+        assert sum(r["locked"] for r in results) == 0, results
+        assert sum(r["errors"] for r in results) == 0, results
+        v = _verdict(place)
+        acked = {j for (j,) in place.ledger.rows("SELECT job_id FROM enqueues WHERE outcome = 'ok'")}
+        missing = acked - set(place.states())
+        assert not missing, f"acknowledged enqueues missing from the database: {sorted(missing)[:10]}"
+    finally:
+        fleet.cleanup()
+    return {**v.figures(), "processes": enqueuers + workers, "seconds": seconds,
+            "database_is_locked": 0, "integrity_check": "ok", "recover_s": round(recover, 1)}  # fmt: skip
+
+
+# ---- 6. many processes enqueue one key ---------------------------------------------------
+
+
+def _key_child(url: str, prefix: str, key: str, mode: str, n: int, barrier: Any) -> list[tuple[str, Any]]:
+    app = duly.App(url, prefix=prefix)
+    app.store  # noqa: B018 - connect before the race
+    barrier.wait(60)
+    out: list[tuple[str, Any]] = []
+    for _ in range(n):
+        try:
+            out.append(("id", app.enqueue("work", ["k"], key=key, mode=mode).id))
+        except duly.DuplicateKey as exc:
+            out.append(("duplicate", exc.job_id))
+        except Exception as exc:  # noqa: BLE001 - anything else is a failure of the check
+            out.append(("error", repr(exc)))
+    app.close()
+    return out
+
+
+def _rollback_child(url: str, prefix: str, key: str, backend: str, barrier: Any) -> str:
+    """Hold ``key`` in a transaction that rolls back while the others race."""
+    app = duly.App(url, prefix=prefix)
+    app.store  # noqa: B018
+    if backend == "sqlite":
+        import sqlite3
+
+        conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
+        barrier.wait(60)  # SQLite: the write lock is taken after the barrier, or no one reaches it
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg
+
+        conn = psycopg.connect(url)
+        barrier.wait(60)
+    app.enqueue("work", ["rolled-back"], key=key, mode="ignore", conn=conn)
+    time.sleep(0.3)
+    conn.rollback()
+    conn.close()
+    app.close()
+    return "rolled back"
+
+
+def one_key(place: Place, processes: int, per_process: int) -> dict[str, Any]:
+    """``processes`` processes × ``per_process`` enqueues of one key, in mode ignore, then mode
+    new, then racing a transaction that holds the key and rolls back."""
+    import multiprocessing
+
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload(["duly", "tests.chaos.checks"])
+    figures: dict[str, Any] = {"processes": processes, "enqueues": 0}
+    with mp.Manager() as manager:
+        for mode in ("ignore", "new", "rollback"):
+            key = f"{mode}-{uuid.uuid4().hex[:6]}"
+            racers = processes - (1 if mode == "rollback" else 0)
+            barrier = manager.Barrier(processes)
+            with mp.Pool(processes) as pool:
+                calls = [pool.apply_async(_key_child, (place.url, place.prefix, key, "ignore" if mode == "rollback" else mode,
+                                                        per_process, barrier)) for _ in range(racers)]  # fmt: skip
+                if mode == "rollback":
+                    calls.append(pool.apply_async(_rollback_child, (place.url, place.prefix, key, place.backend, barrier)))
+                results = [c.get(180) for c in calls]
+            answers = [a for r in results[:racers] for a in r]
+            figures["enqueues"] += len(answers)
+            with place.sql() as q:
+                rows = q("SELECT id, args FROM {jobs} WHERE key = ?", (key,))
+            assert len(rows) == 1, f"mode {mode}: {len(rows)} jobs hold key {key}"
+            job_id = rows[0][0]
+            errors = [a for a in answers if a[0] == "error"]
+            assert not errors, errors[:5]
+            if mode in ("ignore", "rollback"):
+                assert {a for a in answers} == {("id", job_id)}, Counter(answers).most_common(5)
+            else:
+                assert Counter(a[0] for a in answers)["id"] == 1, Counter(answers).most_common(5)
+                assert {a for a in answers if a[0] == "duplicate"} == {("duplicate", job_id)}
+            figures[f"jobs_{mode}"] = len(rows)
+    return figures
+
+
+# ---- 7. schedulers killed and restarted ------------------------------------------------
+
+
+def schedulers(place: Place, count: int, seconds: float, kill_every: float, crash_rate: float = 0.0) -> dict[str, Any]:
+    """``count`` schedulers (workers serving no queue) with a cron every second, killed and
+    restarted at random for ``seconds``; with ``crash_rate``, some are also armed to crash
+    between a slot's row and its job. Then: exactly one job per slot, no slot missed."""
+    fleet = Fleet(place)
+    crash_log = place.dir / "crashes.log"
+    env = lambda: place.env(DULY_CHAOS_CRON="1", **({"DULY_CRASH_AT": "fire.between_slot_and_job",  # noqa: E731
+                            "DULY_CRASH_RATE": str(crash_rate), "DULY_CRASH_LOG": str(crash_log)} if crash_rate else {}))  # fmt: skip
+    args = ("--queues", "none-served", "--concurrency", "1")
+    kills = 0
+    t_start = datetime.now(UTC)
+    try:
+        procs = [fleet.start(*args, env=env()) for _ in range(count)]
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(kill_every)
+            i = random.randrange(count)
+            if procs[i].alive():
+                fleet.kill(procs[i])
+                kills += 1
+            for j, p in enumerate(procs):
+                if not p.alive():
+                    procs[j] = fleet.start(*args, env=env())
+        t_stop = datetime.now(UTC)
+        # one clean scheduler fires whatever is due, then everything stops
+        for p in procs:
+            fleet.kill(p)
+        time.sleep(0.2)
+        clean = fleet.start(*args, env=place.env(DULY_CHAOS_CRON="1"))
+        time.sleep(3)
+        fleet.stop(clean)
+        crashes = len(read_crash_log(place, crash_log))
+        with place.sql() as q:
+            (trigger_id,) = q("SELECT id FROM {triggers} WHERE name = 'every-second'")[0]
+            jobs = q("SELECT run_at FROM {jobs} WHERE trigger_id = ?", (trigger_id,))
+            slots = q("SELECT slot_at, job_id FROM {slots} WHERE trigger_id = ?", (trigger_id,))
+    finally:
+        fleet.cleanup()
+    runs = Counter(_as_dt(r[0]) for r in jobs)
+    doubled = {k: n for k, n in runs.items() if n > 1}
+    assert not doubled, f"slots with more than one job: {sorted(doubled.items())[:5]}"
+    assert all(j is not None for _s, j in slots), "a slot row without its job"
+    assert len(slots) == len(jobs), (len(slots), len(jobs))
+    times = sorted(runs)
+    gaps = [(a, b) for a, b in zip(times, times[1:]) if (b - a) != timedelta(seconds=1)]
+    assert not gaps, f"slots missed (catch-up 'all' must fill them): {gaps[:5]}"
+    assert times and times[0] <= t_start + timedelta(seconds=15) and times[-1] >= t_stop - timedelta(seconds=2)
+    return {"slots": len(times), "jobs": len(jobs), "faults": kills + crashes, "kills": kills,
+            "crashes_between_slot_and_job": crashes, "doubled": 0, "missed": 0}  # fmt: skip
+
+
+def _as_dt(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value))
+
+
+# ---- 8. handlers that misbehave ----------------------------------------------------------
+
+
+def bad_handlers(place: Place) -> dict[str, Any]:
+    """hang (thread isolation, timeout), leak and os._exit and unpicklable state (process
+    isolation): each attempt ends with its outcome and the worker keeps serving."""
+    app = place.app()
+    fleet = Fleet(place)
+    out: dict[str, Any] = {}
+    try:
+        for isolation, cases in (
+            ("thread", [("hang", [], "timed_out", "TimeoutError")]),
+            ("process", [("hang", [], "timed_out", "TimeoutError"), ("leak", [], "timed_out", "TimeoutError"),
+                         ("exit", [3], "failed", "ChildDied"), ("unpicklable_error", [], "failed", "Unpicklable"),
+                         ("unpicklable_result", [], "failed", None), ("leak_once", [200], "succeeded", None)]),
+        ):  # fmt: skip
+            worker = fleet.start("--concurrency", "2", "--isolation", isolation)
+            for task, args, want, error_type in cases:
+                bad = app.enqueue(task, args)
+                payloads = _payloads(3, f"{isolation}-{task}")
+                good = [app.enqueue("work", [p]) for p in payloads]
+                place.ledger.enqueued_many((p, g.id) for p, g in zip(payloads, good))
+                wait_until(lambda: app.get_job(bad.id).state.value not in ("queued", "running"), 30, f"{task} to end")
+                wait_until(lambda: all(app.get_job(g.id).state is JobState.SUCCEEDED for g in good), 30,
+                           f"the jobs after {task}")  # fmt: skip
+                job = app.get_job(bad.id)
+                att = app.attempts(bad.id)
+                assert worker.alive(), f"the worker died on {task}: {worker.log()[-3000:]}"
+                got = "timed_out" if att and att[-1].outcome is Outcome.TIMED_OUT else job.state.value
+                assert got == want, (isolation, task, got, want, att)
+                if error_type:
+                    assert att[-1].error_type == error_type or error_type in (job.last_error or ""), (task, att[-1])
+                out[f"{isolation}:{task}"] = f"{got} ({att[-1].error_type or 'no error'})"
+            out[f"{isolation}:worker_rss_mib"] = rss_kib(worker.pid) // 1024
+            fleet.stop(worker)
+        _verdict(place)
+    finally:
+        fleet.cleanup()
+    return out
