@@ -304,6 +304,10 @@ def plan(t: TriggerSpec, due: datetime, now: datetime, scan_limit: int = 100_000
         slots.append(slot)
         slot = next_after(t, slot)
     nxt = slot
+    if nxt is not None and nxt <= now:
+        # Down for longer than scan_limit slots: jump to the first slot after now (the
+        # missed count is then a lower bound).
+        nxt = _first_after(t, now)
     if not slots:
         return FirePlan([], 0, nxt)
     grace = timedelta(seconds=MISFIRE_GRACE_SECONDS)
@@ -316,6 +320,20 @@ def plan(t: TriggerSpec, due: datetime, now: datetime, scan_limit: int = 100_000
     else:
         fire = slots[-t.catch_up_limit :]
     return FirePlan(fire, len(slots) - len(fire), nxt)
+
+
+def _first_after(t: TriggerSpec, now: datetime) -> datetime | None:
+    if t.kind is TriggerKind.CRON:
+        nxt: datetime | None = cron_next(t.spec, t.timezone, now)
+    elif t.kind is TriggerKind.EVERY:
+        start = t.start_at or now
+        step = float(t.spec)
+        nxt = start + timedelta(seconds=(math.floor((now - start).total_seconds() / step) + 1) * step)
+    else:
+        return None
+    if nxt is not None and t.end_at is not None and nxt > t.end_at:
+        return None
+    return nxt
 
 
 def upcoming(

@@ -458,3 +458,15 @@ def test_cron_next_across_dst_follows_the_documented_rule(
     fires = chain(expr, tz_name, after, 3)
     assert fires == expected[:3]
     assert len(set(fires)) == 3
+
+
+def test_plan_after_very_long_downtime_jumps_to_the_next_future_slot() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from duly.core.triggers import CatchUp, TriggerKind, TriggerSpec, normalise_cron, plan
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    every_second = TriggerSpec("s", TriggerKind.CRON, "t", spec=normalise_cron("* * * * * *"), catch_up=CatchUp.LATEST)
+    p = plan(every_second, now - timedelta(days=10), now, scan_limit=1000)
+    assert len(p.slots) == 1 and p.missed == 999
+    assert p.next_fire_at == now + timedelta(seconds=1)
