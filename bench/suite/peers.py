@@ -585,6 +585,203 @@ class RQ(Peer):
         return None if left == 0 else f"{left} jobs left in the queue"
 
 
+# -- Procrastinate ----------------------------------------------------------------------------
+
+
+def _apps_import(name: str) -> Any:
+    import importlib
+    import sys
+
+    apps = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps")
+    if apps not in sys.path:
+        sys.path.insert(0, apps)
+    return importlib.reload(importlib.import_module(name))
+
+
+class Procrastinate(Peer):
+    name = "procrastinate"
+    package = "procrastinate"
+    concurrency = 50
+    keeps = "every job row (status succeeded) and its status events in procrastinate_events (no --delete-jobs)"
+
+    @property
+    def settings(self) -> str:  # type: ignore[override]
+        return (f"`procrastinate --app proc_app.app worker --one-shot --concurrency {self.concurrency}` per process, "
+                "async tasks, PsycopgConnector; bulk enqueue by `batch_defer`; schema by `procrastinate schema --apply`")  # fmt: skip
+
+    def setup(self) -> None:
+        self.db = fresh_pg("proc")
+        os.environ["BENCH_PG_DSN"] = self.dsn
+        r = subprocess.run([os.path.join(BIN, "procrastinate"), "--app", "proc_app.app", "schema", "--apply"],
+                           env=env_for(BENCH_PG_DSN=self.dsn), capture_output=True, text=True,
+                           cwd=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps"))  # fmt: skip
+        if r.returncode != 0:
+            raise RuntimeError("procrastinate schema --apply failed: " + (r.stderr or r.stdout).strip()[-300:])
+        self.mod = _apps_import("proc_app")
+        self.mod.app.open()
+
+    def teardown(self) -> None:
+        mod = getattr(self, "mod", None)
+        if mod is not None:
+            mod.app.close()
+        super().teardown()
+
+    def enqueue_bulk(self, n: int) -> None:
+        step = 10_000
+        for i in range(0, n, step):
+            self.mod.noop.batch_defer(*([{}] * min(step, n - i)))
+
+    def enqueue_single(self, n: int) -> None:
+        defer = self.mod.noop.defer
+        for _ in range(n):
+            defer()
+
+    def latency_producer(self) -> Any:
+        task = self.mod.latency
+
+        class P:
+            def enqueue(self, seq: int) -> None:
+                task.defer(seq=seq)
+
+            def close(self) -> None:
+                pass
+
+        return P()
+
+    def worker_argvs(self, procs: int, mode: str) -> list[list[str]]:
+        argv = [os.path.join(BIN, "procrastinate"), "--app", "proc_app.app", "--verbose", "worker",
+                "--concurrency", str(self.concurrency)]  # fmt: skip
+        argv.remove("--verbose")
+        if mode == "drain":
+            argv.append("--one-shot")
+        return [argv] * procs
+
+    def worker_env(self) -> dict[str, str]:
+        return {"BENCH_PG_DSN": self.dsn}
+
+    def verify(self, n: int) -> str | None:
+        done = pg_scalar(self.db, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")  # type: ignore[arg-type]
+        return None if done == n else f"{done} of {n} jobs succeeded"
+
+
+# -- Chancy -----------------------------------------------------------------------------------
+
+
+class ChancyPeer(Peer):
+    name = "chancy"
+    package = "chancy"
+    burst = False
+    concurrency = 100
+    keeps = "every job row (state succeeded) until its pruner plugin removes it"
+
+    @property
+    def settings(self) -> str:  # type: ignore[override]
+        return (f"P × `chancy --app chancy_app.chancy worker start`; queue `default` with the AsyncExecutor, "
+                f"concurrency {self.concurrency}, polling_interval 1, eager_polling; bulk enqueue by `push_many` (batches of 1,000)")  # fmt: skip
+
+    def setup(self) -> None:
+        self.db = fresh_pg("chancy")
+        os.environ["BENCH_PG_DSN"] = self.dsn
+        self.mod = _apps_import("chancy_app")
+        from chancy import Chancy, Queue
+
+        async def go() -> None:
+            async with Chancy(self.dsn) as c:
+                await c.migrate()
+                await c.declare(Queue("default", concurrency=self.concurrency, executor=Chancy.Executor.Async,
+                                      polling_interval=1, eager_polling=True), upsert=True)  # fmt: skip
+
+        asyncio.run(go())
+
+    def _push(self, jobs: list[Any]) -> None:
+        from chancy import Chancy
+
+        async def go() -> None:
+            async with Chancy(self.dsn) as c:
+                async for _ in c.push_many(jobs):
+                    pass
+
+        asyncio.run(go())
+
+    def enqueue_bulk(self, n: int) -> None:
+        j = self.mod.noop.job.with_queue("default")
+        self._push([j] * n)
+
+    def enqueue_single(self, n: int) -> None:
+        from chancy import Chancy
+
+        j = self.mod.noop.job.with_queue("default")
+
+        async def go() -> None:
+            async with Chancy(self.dsn) as c:
+                for _ in range(n):
+                    await c.push(j)
+
+        asyncio.run(go())
+
+    def worker_argvs(self, procs: int, mode: str) -> list[list[str]]:
+        return [[os.path.join(BIN, "chancy"), "--app", "chancy_app.chancy", "worker", "start"]] * procs
+
+    def worker_env(self) -> dict[str, str]:
+        return {"BENCH_PG_DSN": self.dsn}
+
+
+# -- oban-py ----------------------------------------------------------------------------------
+
+
+class ObanPeer(Peer):
+    name = "oban"
+    package = "oban"
+    burst = False
+    concurrency = 100
+    keeps = "every job row (state completed) until its pruner deletes it (default max age 1 day... see oban docs)"
+
+    @property
+    def settings(self) -> str:  # type: ignore[override]
+        return (f"P × `oban start --queues default:{self.concurrency} --log-level WARNING`, async @job functions; "
+                "bulk enqueue by `enqueue_many`; schema by `oban install`")  # fmt: skip
+
+    def setup(self) -> None:
+        self.db = fresh_pg("oban")
+        r = subprocess.run([os.path.join(BIN, "oban"), "install", "--dsn", self.dsn], env=env_for(),
+                           capture_output=True, text=True)  # fmt: skip
+        if r.returncode != 0:
+            raise RuntimeError("oban install failed: " + (r.stderr or r.stdout).strip()[-300:])
+        self.mod = _apps_import("oban_app")
+
+    async def _with_oban(self, fn: Any) -> None:
+        from oban import Oban
+        from psycopg_pool import AsyncConnectionPool
+
+        async with AsyncConnectionPool(self.dsn, open=False) as pool:
+            await pool.open()
+            oban = Oban(pool=pool)
+            await fn(oban)
+
+    def enqueue_bulk(self, n: int) -> None:
+        noop = self.mod.noop
+
+        async def go(oban: Any) -> None:
+            step = 10_000
+            for i in range(0, n, step):
+                await oban.enqueue_many([noop.new() for _ in range(min(step, n - i))])
+
+        asyncio.run(self._with_oban(go))
+
+    def enqueue_single(self, n: int) -> None:
+        noop = self.mod.noop
+
+        async def go(oban: Any) -> None:
+            for _ in range(n):
+                await oban.enqueue(noop.new())
+
+        asyncio.run(self._with_oban(go))
+
+    def worker_argvs(self, procs: int, mode: str) -> list[list[str]]:
+        return [[os.path.join(BIN, "oban"), "start", "--dsn", self.dsn, "--queues", f"default:{self.concurrency}",
+                 "--log-level", "WARNING", "--node", f"bench{i}"] for i in range(procs)]  # fmt: skip
+
+
 PEERS: dict[str, type[Peer]] = {
     "duly": Duly,
     "duly-sqlite": DulySQLite,
@@ -594,4 +791,7 @@ PEERS: dict[str, type[Peer]] = {
     "huey": Huey,
     "celery": CeleryPeer,
     "rq": RQ,
+    "procrastinate": Procrastinate,
+    "chancy": ChancyPeer,
+    "oban": ObanPeer,
 }
