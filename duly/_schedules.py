@@ -110,7 +110,10 @@ class ScheduleVerbs:
         from duly.app import Task
 
         def register(fn: Callable[..., Any]) -> Any:
-            task = fn if isinstance(fn, Task) else self.task(**(task_options or {}))(fn)
+            options = dict(task_options or {})
+            if name:
+                options.setdefault("name", name)  # the trigger and its task share a given name
+            task = fn if isinstance(fn, Task) else self.task(**options)(fn)
             self.scheduler.declare(self._spec(task, name, tz, args, kwargs, dict(opts), kind_spec))
             return task
 

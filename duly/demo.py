@@ -7,6 +7,7 @@ one is scheduled a few seconds ahead, one is cancelled while it runs.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -62,6 +63,11 @@ def long_export(ctx: JobContext) -> str:
     return "stopped"
 
 
+@app.periodic(every="3s", name="demo.heartbeat", catch_up="skip")
+def heartbeat(ctx: JobContext) -> str:
+    return f"tick at {ctx.now():%H:%M:%S}"
+
+
 def enqueue_examples() -> None:
     for name in ("cat.png", "dog.png", "owl.png"):
         resize_image.enqueue(name, steps=random.randint(3, 6))
@@ -110,13 +116,24 @@ def run_demo(url: str, seconds: float, dashboard: bool, port: int) -> int:
     asyncio.run(main())
     if server is not None:
         server.should_exit = True
-    from duly.cli._common import console
-    from duly.cli.jobs import _job_row
+    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table("id", "state", "queue", "task", "attempt", "run at", "progress", "last error", title="demo jobs")
+    from duly.cli._common import STATE_STYLE
+
+    table = Table(title="demo jobs", width=110)
+    for name, width in (("id", 4), ("state", 10), ("task", 22), ("attempts", 8), ("progress", 8), ("result or last error", 50)):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=width)
     for job in reversed(app.jobs(limit=50)):
-        table.add_row(*_job_row(job))
-    console.print(table)
+        progress = f"{job.progress_done}/{job.progress_total}" if job.progress_done is not None else ""
+        outcome = job.last_error if job.state.value in ("failed", "retrying") else json.dumps(job.result)
+        table.add_row(
+            str(job.id), Text(job.state.value, style=STATE_STYLE.get(job.state.value, "")),
+            job.task.removeprefix("demo."), f"{job.attempt}/{job.max_attempts}", progress, outcome or "",
+        )  # fmt: skip
+    Console(width=112).print(table)
+    for t in app.triggers():
+        print(f"trigger {t.name}: {t.spec.kind.value} {t.spec.spec}s, next fire {t.next_fire_at:%H:%M:%S}" if t.next_fire_at else t.name)
     print("see one job in full: duly jobs show <id> --url", url)
     return 0
