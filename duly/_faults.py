@@ -73,7 +73,9 @@ if ARMED:
     _passes = 0
     unknown = _AT - set(POINTS) - {"*"}
     if unknown:
-        raise ValueError(f"DULY_CRASH_AT names unknown crash point(s) {sorted(unknown)}; known: {POINTS}")
+        raise ValueError(
+            f"DULY_CRASH_AT names unknown crash point(s) {sorted(unknown)}; known: {POINTS}"
+        )
     crash_point = _armed_crash_point
 else:
     crash_point = _unarmed

@@ -33,11 +33,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import duly  # noqa: E402
-from duly.core.clock import VirtualClock  # noqa: E402
-from tests.chaos import checks  # noqa: E402
-from tests.chaos.harness import Place  # noqa: E402
-from tests.chaos.inputs import bad_input  # noqa: E402
+import duly
+from duly.core.clock import VirtualClock
+from tests.chaos import checks
+from tests.chaos.harness import Place
+from tests.chaos.inputs import bad_input
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 
@@ -79,7 +79,9 @@ def run_check(n: int, backend: str, root: Path, pg_url: str | None) -> dict[str,
             p.close()
 
     if n == 1:
-        return with_place(lambda p: checks.sigkill_workers(p, jobs=40_000, processes=4, every=2.0, duration=40.0))
+        return with_place(
+            lambda p: checks.sigkill_workers(p, jobs=40_000, processes=4, every=2.0, duration=40.0)
+        )
     if n == 2:
         return checks.crash_points(lambda point: place(point), jobs=2000, crashes=5)
     if n == 3:
@@ -100,17 +102,26 @@ def run_check(n: int, backend: str, root: Path, pg_url: str | None) -> dict[str,
             warnings.simplefilter("ignore")
             import pgserver
 
-            server = pgserver.get_server(tempfile.mkdtemp(prefix="duly-chaos-pg-"), cleanup_mode="stop")
+            server = pgserver.get_server(
+                tempfile.mkdtemp(prefix="duly-chaos-pg-"), cleanup_mode="stop"
+            )
         try:
-            return with_place(lambda p: checks.postgres_restarts(p, server, restarts=5, between=3.0), server.get_uri())
+            return with_place(
+                lambda p: checks.postgres_restarts(p, server, restarts=5, between=3.0),
+                server.get_uri(),
+            )
         finally:
             server.cleanup()
     if n == 5:
-        return with_place(lambda p: checks.sqlite_many_processes(p, enqueuers=6, workers=5, seconds=60.0))
+        return with_place(
+            lambda p: checks.sqlite_many_processes(p, enqueuers=6, workers=5, seconds=60.0)
+        )
     if n == 6:
         return with_place(lambda p: checks.one_key(p, processes=64, per_process=100))
     if n == 7:
-        return with_place(lambda p: checks.schedulers(p, count=5, seconds=45.0, kill_every=2.0, crash_rate=0.05))
+        return with_place(
+            lambda p: checks.schedulers(p, count=5, seconds=45.0, kill_every=2.0, crash_rate=0.05)
+        )
     if n == 8:
         return with_place(checks.bad_handlers)
     if n == 9:
@@ -203,7 +214,9 @@ def render(results: dict[int, dict[str, Any]], seconds: dict[int, dict[str, floa
         lines += ["```", f"python scripts/chaos_full.py --check {n}", "```", ""]
         for backend, figures in results[n].items():
             took = seconds[n].get(backend)
-            lines.append(f"**{backend}** ({took:.0f} s):" if took is not None else f"**{backend}**:")
+            lines.append(
+                f"**{backend}** ({took:.0f} s):" if took is not None else f"**{backend}**:"
+            )
             lines.append("")
             lines += _table(figures)
             lines.append("")
@@ -256,14 +269,23 @@ def _table(figures: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", type=int, action="append", choices=sorted(TITLES))
     parser.add_argument("--backend", choices=["sqlite", "postgres"], action="append")
-    parser.add_argument("--pg-url", default=os.environ.get("DULY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("DULY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write docs/reliability.md")
     parser.add_argument("--out", default=str(REPO / "docs" / "reliability.md"))
-    parser.add_argument("--merge", action="store_true", help="keep the figures of checks not run now")
-    parser.add_argument("--render-only", action="store_true", help="rewrite the page from docs/reliability.json")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the figures of checks not run now"
+    )
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the page from docs/reliability.json"
+    )
     opts = parser.parse_args()
     os.environ.setdefault("DULY_TEST_PG_URL", opts.pg_url)
     results: dict[int, dict[str, Any]] = {}
@@ -293,10 +315,15 @@ def main() -> int:
                 failed.append((n, backend))
             seconds.setdefault(n, {})[backend] = time.monotonic() - t0
             results.setdefault(n, {})[backend] = figures
-            print(f"  {time.monotonic() - t0:.0f} s: {json.dumps(figures, default=str)[:1500]}", flush=True)
+            print(
+                f"  {time.monotonic() - t0:.0f} s: {json.dumps(figures, default=str)[:1500]}",
+                flush=True,
+            )
     if not opts.no_write:
         Path(opts.out).write_text(render(results, seconds) + "\n")
-        saved.write_text(json.dumps({"results": results, "seconds": seconds}, indent=1, default=str) + "\n")
+        saved.write_text(
+            json.dumps({"results": results, "seconds": seconds}, indent=1, default=str) + "\n"
+        )
         print(f"wrote {opts.out}")
     if failed:
         print(f"FAILED: {failed}", file=sys.stderr)

@@ -88,7 +88,9 @@ def register(app: duly.App) -> duly.App:
         return threading.Lock()
 
     if os.environ.get("DULY_CHAOS_CRON") == "1":
-        app.periodic(cron="* * * * * *", name="every-second", catch_up="all", catch_up_limit=1000)(tick)
+        app.periodic(cron="* * * * * *", name="every-second", catch_up="all", catch_up_limit=1000)(
+            tick
+        )
 
     return app
 
@@ -109,5 +111,9 @@ def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _app is None:
-        _app = register(duly.App(os.environ["DULY_TEST_URL"], prefix=os.environ.get("DULY_TEST_PREFIX", "duly_")))
+        _app = register(
+            duly.App(
+                os.environ["DULY_TEST_URL"], prefix=os.environ.get("DULY_TEST_PREFIX", "duly_")
+            )
+        )
     return _app

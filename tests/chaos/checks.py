@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duly
@@ -39,13 +37,17 @@ def _enqueue_bulk(place: Place, n: int, tag: str, ms: float = 0.0) -> list[str]:
     ids: list[int] = []
     for i in range(0, n, 5000):
         chunk = payloads[i : i + 5000]
-        ids += app.enqueue_many([duly.Enqueue("work", [p], {"ms": ms} if ms else {}) for p in chunk])
+        ids += app.enqueue_many(
+            [duly.Enqueue("work", [p], {"ms": ms} if ms else {}) for p in chunk]
+        )
     place.ledger.enqueued_many(zip(payloads, ids))
     return payloads
 
 
 def _verdict(place: Place, paused: set[int] = frozenset()) -> Verdict:  # type: ignore[assignment]
-    v = check(place.ledger, place.states(), paused_pids=paused, attempt_outcomes=place.attempt_outcomes())
+    v = check(
+        place.ledger, place.states(), paused_pids=paused, attempt_outcomes=place.attempt_outcomes()
+    )
     problems = v.problems + place.consistency()
     assert not problems, "\n".join(problems)
     return v
@@ -54,7 +56,9 @@ def _verdict(place: Place, paused: set[int] = frozenset()) -> Verdict:  # type: 
 # ---- 1. SIGKILL random workers under a supervisor --------------------------------------
 
 
-def sigkill_workers(place: Place, jobs: int, processes: int, every: float, duration: float) -> dict[str, Any]:
+def sigkill_workers(
+    place: Place, jobs: int, processes: int, every: float, duration: float
+) -> dict[str, Any]:
     """``jobs`` jobs drained by ``processes`` workers under ``duly worker --processes``;
     SIGKILL a random worker every ``every`` s for ``duration`` s."""
     _enqueue_bulk(place, jobs, "kill", ms=2)
@@ -71,7 +75,11 @@ def sigkill_workers(place: Place, jobs: int, processes: int, every: float, durat
                 fleet.kill(sup, pid=random.choice(kids))
                 kills += 1
         t0 = time.monotonic()
-        wait_until(lambda: place.live() == 0, 120 + jobs / 100, "the supervisor's workers to drain the queue")
+        wait_until(
+            lambda: place.live() == 0,
+            120 + jobs / 100,
+            "the supervisor's workers to drain the queue",
+        )
         recover = time.monotonic() - t0
         fleet.stop(sup)
         restarts = len(fleet.grep("action=restart")) or len(fleet.grep('"restart"'))
@@ -87,7 +95,9 @@ def sigkill_workers(place: Place, jobs: int, processes: int, every: float, durat
 # ---- 2. crash points ---------------------------------------------------------------------
 
 
-def crash_points(make_place: Any, jobs: int, crashes: int, points: tuple[str, ...] = JOB_POINTS) -> dict[str, Any]:
+def crash_points(
+    make_place: Any, jobs: int, crashes: int, points: tuple[str, ...] = JOB_POINTS
+) -> dict[str, Any]:
     """For each crash point: ``jobs`` jobs, two workers armed to crash there until ``crashes``
     crashes happened (restarted at once), then the final drain with no faults."""
     out: dict[str, Any] = {}
@@ -98,8 +108,10 @@ def crash_points(make_place: Any, jobs: int, crashes: int, points: tuple[str, ..
         fleet = Fleet(place)
         n = 0
         try:
-            armed = lambda: place.env(  # noqa: E731
-                DULY_CRASH_AT=point, DULY_CRASH_AFTER=str(random.randint(0, 3)), DULY_CRASH_LOG=str(crash_log)
+            armed = lambda: place.env(
+                DULY_CRASH_AT=point,
+                DULY_CRASH_AFTER=str(random.randint(0, 3)),
+                DULY_CRASH_LOG=str(crash_log),
             )
             procs = [fleet.start("--concurrency", "4", env=armed()) for _ in range(2)]
             deadline = time.monotonic() + 60 + jobs / 20
@@ -109,10 +121,14 @@ def crash_points(make_place: Any, jobs: int, crashes: int, points: tuple[str, ..
                     code = p.popen.poll()
                     if code is None:
                         continue
-                    assert code == EXIT_CODE, f"worker exited {code}, not by a crash; log:\n{p.log()}"
+                    assert code == EXIT_CODE, (
+                        f"worker exited {code}, not by a crash; log:\n{p.log()}"
+                    )
                     place.ledger.fault("crash", p.pid, point)
                     n += 1
-                    procs[i] = fleet.start("--concurrency", "4", env=armed() if n < crashes else None)
+                    procs[i] = fleet.start(
+                        "--concurrency", "4", env=armed() if n < crashes else None
+                    )
             t0 = time.monotonic()
             for p in procs:
                 if p.alive():
@@ -127,10 +143,20 @@ def crash_points(make_place: Any, jobs: int, crashes: int, points: tuple[str, ..
             for _point, _pid, held in crashed:
                 for job_id, attempt in held:
                     # the crashed attempt is recorded lost; the job ran again as attempt + 1
-                    assert outcomes.get((job_id, attempt)) == "lost", (point, job_id, attempt, outcomes.get((job_id, attempt)))
+                    assert outcomes.get((job_id, attempt)) == "lost", (
+                        point,
+                        job_id,
+                        attempt,
+                        outcomes.get((job_id, attempt)),
+                    )
                     assert (job_id, attempt + 1) in outcomes, (point, job_id, attempt)
                     rerun += 1
-            out[point] = {**v.figures(), "faults": len(crashed), "jobs_in_crashed_hands": rerun, "recover_s": round(recover, 1)}
+            out[point] = {
+                **v.figures(),
+                "faults": len(crashed),
+                "jobs_in_crashed_hands": rerun,
+                "recover_s": round(recover, 1),
+            }
         finally:
             fleet.cleanup()
             place.close()
@@ -171,21 +197,36 @@ def paused_worker(place: Place, rounds: int, jobs_per_round: int) -> dict[str, A
             wait_until(lambda: place.live() == 0, 60, "worker B to finish")
             for p in (a, b):
                 fleet.stop(p)
-            stale_seen += sum(1 for line in a.log().splitlines() if "job.stale" in line or "stale" in line)
+            stale_seen += sum(
+                1 for line in a.log().splitlines() if "job.stale" in line or "stale" in line
+            )
             for job_id in ids:
                 job = app.get_job(job_id)
                 att = app.attempts(job_id)
-                assert job.state is JobState.SUCCEEDED and job.attempt == 2, (job.state, job.attempt)
-                assert [(x.attempt, x.outcome) for x in att] == [(1, Outcome.LOST), (2, Outcome.SUCCEEDED)], att
+                assert job.state is JobState.SUCCEEDED and job.attempt == 2, (
+                    job.state,
+                    job.attempt,
+                )
+                assert [(x.attempt, x.outcome) for x in att] == [
+                    (1, Outcome.LOST),
+                    (2, Outcome.SUCCEEDED),
+                ], att
                 assert str(b.pid) in (job.worker_id or "") or att[1].worker_id == job.worker_id
         v = _verdict(place, paused={p.pid for p in fleet.procs})
     finally:
         fleet.cleanup()
     assert stale_seen > 0, "the resumed worker never noticed it had lost its leases"
-    return {**v.figures(), "trials": rounds * jobs_per_round, "faults": rounds, "stale_writes_refused": stale_seen}
+    return {
+        **v.figures(),
+        "trials": rounds * jobs_per_round,
+        "faults": rounds,
+        "stale_writes_refused": stale_seen,
+    }
 
 
-def paused_worker_virtual(app: duly.App, clock: duly.VirtualClock, trials: int, seed: int = 6) -> dict[str, Any]:
+def paused_worker_virtual(
+    app: duly.App, clock: duly.VirtualClock, trials: int, seed: int = 6
+) -> dict[str, Any]:
     """The same promise in-process under a virtual clock, ``trials`` times: the old holder's
     completion, failure, reschedule, heartbeat or progress, before or after the new holder's
     own outcome, changes nothing."""
@@ -198,9 +239,22 @@ def paused_worker_virtual(app: duly.App, clock: duly.VirtualClock, trials: int, 
     assert set(olds) == set(news) == set(ids)
     claimed_at = clock.now()
     clock.advance(seconds=10)
-    old_writes = [Outcome.SUCCEEDED, Outcome.FAILED, Outcome.RESCHEDULED, Outcome.SNOOZED, Outcome.CANCELLED]
+    old_writes = [
+        Outcome.SUCCEEDED,
+        Outcome.FAILED,
+        Outcome.RESCHEDULED,
+        Outcome.SNOOZED,
+        Outcome.CANCELLED,
+    ]
     new_writes = [Outcome.SUCCEEDED, Outcome.FAILED, None]  # None: still running
-    plan = {i: (rng.choice(old_writes + ["heartbeat", "progress"]), rng.choice(new_writes), rng.random() < 0.5) for i in ids}
+    plan = {
+        i: (
+            rng.choice(old_writes + ["heartbeat", "progress"]),
+            rng.choice(new_writes),
+            rng.random() < 0.5,
+        )
+        for i in ids
+    }
     refused = 0
 
     def stale_write(job_id: int) -> None:
@@ -232,12 +286,20 @@ def paused_worker_virtual(app: duly.App, clock: duly.VirtualClock, trials: int, 
             stale_write(job_id)
     for job in _all_jobs(app, ids):
         outcome = plan[job.id][1]
-        want = {Outcome.SUCCEEDED: JobState.SUCCEEDED, Outcome.FAILED: JobState.RETRYING, None: JobState.RUNNING}[outcome]
+        want = {
+            Outcome.SUCCEEDED: JobState.SUCCEEDED,
+            Outcome.FAILED: JobState.RETRYING,
+            None: JobState.RUNNING,
+        }[outcome]
         assert (job.state, job.attempt) == (want, 2), (job.id, job.state, job.attempt, want)
         if want is JobState.RUNNING:  # the old holder's heartbeat did not extend the new lease
-            assert job.worker_id == "new" and job.lease_expires_at == claimed_at + timedelta(seconds=60), job
+            assert job.worker_id == "new" and job.lease_expires_at == claimed_at + timedelta(
+                seconds=60
+            ), job
         atts = app.store.attempts(job.id)
-        assert [(a.attempt, a.worker_id, a.outcome) for a in atts][:1] == [(1, "old", Outcome.LOST)], atts
+        assert [(a.attempt, a.worker_id, a.outcome) for a in atts][:1] == [
+            (1, "old", Outcome.LOST)
+        ], atts
     return {"trials": trials, "stale_writes_refused": refused}
 
 
@@ -260,7 +322,9 @@ def _all_jobs(app: duly.App, ids: list[int]) -> list[duly.Job]:
 # ---- 4. PostgreSQL restarted under load ------------------------------------------------
 
 
-def postgres_restarts(place: Place, server: Any, restarts: int, between: float, workers: int = 2) -> dict[str, Any]:
+def postgres_restarts(
+    place: Place, server: Any, restarts: int, between: float, workers: int = 2
+) -> dict[str, Any]:
     """Workers and an enqueuer run while ``server`` (pgserver) restarts ``restarts`` times;
     after each restart the workers must complete a job within 10 s by themselves."""
     from pgserver._commands import pg_ctl  # type: ignore[import-not-found]
@@ -325,7 +389,9 @@ def postgres_restarts(place: Place, server: Any, restarts: int, between: float, 
 # ---- 5. many processes on one SQLite file -------------------------------------------------
 
 
-def _enqueue_loop(url: str, prefix: str, ledger_path: str, seconds: float, tag: str) -> dict[str, Any]:
+def _enqueue_loop(
+    url: str, prefix: str, ledger_path: str, seconds: float, tag: str
+) -> dict[str, Any]:
     """Child body: enqueue one job at a time for ``seconds``, recording every outcome."""
     from tests.apps.chaosapp import register
     from tests.chaos.ledger import Ledger
@@ -349,7 +415,9 @@ def _enqueue_loop(url: str, prefix: str, ledger_path: str, seconds: float, tag: 
     return {"enqueues": n, "errors": errors, "locked": locked}
 
 
-def sqlite_many_processes(place: Place, enqueuers: int, workers: int, seconds: float) -> dict[str, Any]:
+def sqlite_many_processes(
+    place: Place, enqueuers: int, workers: int, seconds: float
+) -> dict[str, Any]:
     import multiprocessing
 
     assert place.backend == "sqlite"
@@ -360,7 +428,10 @@ def sqlite_many_processes(place: Place, enqueuers: int, workers: int, seconds: f
         with mp.Pool(enqueuers) as pool:
             results = pool.starmap(
                 _enqueue_loop,
-                [(place.url, place.prefix, place.ledger.path, seconds, f"e{i}") for i in range(enqueuers)],
+                [
+                    (place.url, place.prefix, place.ledger.path, seconds, f"e{i}")
+                    for i in range(enqueuers)
+                ],
             )
         t0 = time.monotonic()
         wait_until(lambda: place.live() == 0, 120, "the workers to drain")
@@ -372,9 +443,13 @@ def sqlite_many_processes(place: Place, enqueuers: int, workers: int, seconds: f
         assert sum(r["locked"] for r in results) == 0, results
         assert sum(r["errors"] for r in results) == 0, results
         v = _verdict(place)
-        acked = {j for (j,) in place.ledger.rows("SELECT job_id FROM enqueues WHERE outcome = 'ok'")}
+        acked = {
+            j for (j,) in place.ledger.rows("SELECT job_id FROM enqueues WHERE outcome = 'ok'")
+        }
         missing = acked - set(place.states())
-        assert not missing, f"acknowledged enqueues missing from the database: {sorted(missing)[:10]}"
+        assert not missing, (
+            f"acknowledged enqueues missing from the database: {sorted(missing)[:10]}"
+        )
     finally:
         fleet.cleanup()
     return {**v.figures(), "processes": enqueuers + workers, "seconds": seconds,
@@ -384,7 +459,9 @@ def sqlite_many_processes(place: Place, enqueuers: int, workers: int, seconds: f
 # ---- 6. many processes enqueue one key ---------------------------------------------------
 
 
-def _key_child(url: str, prefix: str, key: str, mode: str, n: int, barrier: Any) -> list[tuple[str, Any]]:
+def _key_child(
+    url: str, prefix: str, key: str, mode: str, n: int, barrier: Any
+) -> list[tuple[str, Any]]:
     app = duly.App(url, prefix=prefix)
     app.store  # noqa: B018 - connect before the race
     barrier.wait(60)
@@ -407,7 +484,9 @@ def _rollback_child(url: str, prefix: str, key: str, backend: str, barrier: Any)
     if backend == "sqlite":
         import sqlite3
 
-        conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
+        conn: Any = sqlite3.connect(
+            url.removeprefix("sqlite:///"), isolation_level=None, timeout=30
+        )
         barrier.wait(60)  # SQLite: the write lock is taken after the barrier, or no one reaches it
         conn.execute("BEGIN IMMEDIATE")
     else:
@@ -440,7 +519,11 @@ def one_key(place: Place, processes: int, per_process: int) -> dict[str, Any]:
                 calls = [pool.apply_async(_key_child, (place.url, place.prefix, key, "ignore" if mode == "rollback" else mode,
                                                         per_process, barrier)) for _ in range(racers)]  # fmt: skip
                 if mode == "rollback":
-                    calls.append(pool.apply_async(_rollback_child, (place.url, place.prefix, key, place.backend, barrier)))
+                    calls.append(
+                        pool.apply_async(
+                            _rollback_child, (place.url, place.prefix, key, place.backend, barrier)
+                        )
+                    )
                 results = [c.get(180) for c in calls]
             answers = [a for r in results[:racers] for a in r]
             figures["enqueues"] += len(answers)
@@ -462,13 +545,15 @@ def one_key(place: Place, processes: int, per_process: int) -> dict[str, Any]:
 # ---- 7. schedulers killed and restarted ------------------------------------------------
 
 
-def schedulers(place: Place, count: int, seconds: float, kill_every: float, crash_rate: float = 0.0) -> dict[str, Any]:
+def schedulers(
+    place: Place, count: int, seconds: float, kill_every: float, crash_rate: float = 0.0
+) -> dict[str, Any]:
     """``count`` schedulers (workers serving no queue) with a cron every second, killed and
     restarted at random for ``seconds``; with ``crash_rate``, some are also armed to crash
     between a slot's row and its job. Then: exactly one job per slot, no slot missed."""
     fleet = Fleet(place)
     crash_log = place.dir / "crashes.log"
-    env = lambda: place.env(DULY_CHAOS_CRON="1", **({"DULY_CRASH_AT": "fire.between_slot_and_job",  # noqa: E731
+    env = lambda: place.env(DULY_CHAOS_CRON="1", **({"DULY_CRASH_AT": "fire.between_slot_and_job",
                             "DULY_CRASH_RATE": str(crash_rate), "DULY_CRASH_LOG": str(crash_log)} if crash_rate else {}))  # fmt: skip
     args = ("--queues", "none-served", "--concurrency", "1")
     kills = 0
@@ -508,7 +593,11 @@ def schedulers(place: Place, count: int, seconds: float, kill_every: float, cras
     times = sorted(runs)
     gaps = [(a, b) for a, b in zip(times, times[1:]) if (b - a) != timedelta(seconds=1)]
     assert not gaps, f"slots missed (catch-up 'all' must fill them): {gaps[:5]}"
-    assert times and times[0] <= t_start + timedelta(seconds=15) and times[-1] >= t_stop - timedelta(seconds=2)
+    assert (
+        times
+        and times[0] <= t_start + timedelta(seconds=15)
+        and times[-1] >= t_stop - timedelta(seconds=2)
+    )
     return {"slots": len(times), "jobs": len(jobs), "faults": kills + crashes, "kills": kills,
             "crashes_between_slot_and_job": crashes, "doubled": 0, "missed": 0}  # fmt: skip
 
@@ -541,16 +630,24 @@ def bad_handlers(place: Place) -> dict[str, Any]:
                 payloads = _payloads(3, f"{isolation}-{task}")
                 good = [app.enqueue("work", [p]) for p in payloads]
                 place.ledger.enqueued_many((p, g.id) for p, g in zip(payloads, good))
-                wait_until(lambda: app.get_job(bad.id).state.value not in ("queued", "running"), 30, f"{task} to end")
+                wait_until(
+                    lambda: app.get_job(bad.id).state.value not in ("queued", "running"),
+                    30,
+                    f"{task} to end",
+                )
                 wait_until(lambda: all(app.get_job(g.id).state is JobState.SUCCEEDED for g in good), 30,
                            f"the jobs after {task}")  # fmt: skip
                 job = app.get_job(bad.id)
                 att = app.attempts(bad.id)
                 assert worker.alive(), f"the worker died on {task}: {worker.log()[-3000:]}"
-                got = "timed_out" if att and att[-1].outcome is Outcome.TIMED_OUT else job.state.value
+                got = (
+                    "timed_out" if att and att[-1].outcome is Outcome.TIMED_OUT else job.state.value
+                )
                 assert got == want, (isolation, task, got, want, att)
                 if error_type:
-                    assert att[-1].error_type == error_type or error_type in (job.last_error or ""), (task, att[-1])
+                    assert att[-1].error_type == error_type or error_type in (
+                        job.last_error or ""
+                    ), (task, att[-1])
                 out[f"{isolation}:{task}"] = f"{got} ({att[-1].error_type or 'no error'})"
             out[f"{isolation}:worker_rss_mib"] = rss_kib(worker.pid) // 1024
             fleet.stop(worker)

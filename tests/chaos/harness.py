@@ -107,7 +107,11 @@ class Place:
 
     def live(self) -> int:
         with self.sql() as q:
-            return int(q("SELECT count(*) FROM {jobs} WHERE state IN ('queued', 'running', 'retrying')")[0][0])
+            return int(
+                q("SELECT count(*) FROM {jobs} WHERE state IN ('queued', 'running', 'retrying')")[
+                    0
+                ][0]
+            )
 
     def attempt_outcomes(self) -> dict[tuple[int, int], str]:
         with self.sql() as q:
@@ -118,7 +122,9 @@ class Place:
         carries the job's outcome; no finished job still holds a lease (no half-written row)."""
         problems = []
         with self.sql() as q:
-            jobs = q("SELECT id, state, attempt, worker_id, lease_expires_at, finished_at FROM {jobs}")
+            jobs = q(
+                "SELECT id, state, attempt, worker_id, lease_expires_at, finished_at FROM {jobs}"
+            )
             rows: dict[int, dict[int, str]] = {}
             for j, a, o in q("SELECT job_id, attempt, outcome FROM {attempts}"):
                 rows.setdefault(j, {})[a] = o
@@ -133,9 +139,13 @@ class Place:
             if state == "succeeded":
                 want = {n: "lost" for n in range(1, attempt)} | {attempt: "succeeded"}
                 # an attempt may also have been handed back (interrupted) at a graceful stop
-                got_norm = {n: ("lost" if o in ("lost", "interrupted") else o) for n, o in got.items()}
+                got_norm = {
+                    n: ("lost" if o in ("lost", "interrupted") else o) for n, o in got.items()
+                }
                 if got_norm != want:
-                    problems.append(f"job {job_id} succeeded at attempt {attempt} with attempt rows {got}")
+                    problems.append(
+                        f"job {job_id} succeeded at attempt {attempt} with attempt rows {got}"
+                    )
             if lease is not None or finished is None and state != "retrying":
                 problems.append(f"job {job_id} is {state} but lease={lease} finished_at={finished}")
         return problems
@@ -169,7 +179,17 @@ class Fleet:
         self.procs: list[Proc] = []
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> Proc:
-        argv = [sys.executable, "-m", "duly.cli", "worker", "--app", APP_PATH, "--grace", "2", *args]
+        argv = [
+            sys.executable,
+            "-m",
+            "duly.cli",
+            "worker",
+            "--app",
+            APP_PATH,
+            "--grace",
+            "2",
+            *args,
+        ]
         log = self.place.dir / f"worker-{len(self.procs)}.log"
         env = env or self.place.env()
         with open(log, "wb") as out:
@@ -180,7 +200,9 @@ class Fleet:
         self.place.ledger.fault("start", proc.pid)
         return proc
 
-    def kill(self, proc: Proc, sig: int = signal.SIGKILL, kind: str = "kill", pid: int | None = None) -> None:
+    def kill(
+        self, proc: Proc, sig: int = signal.SIGKILL, kind: str = "kill", pid: int | None = None
+    ) -> None:
         """Signal ``pid`` (default: the process itself), recording it in the ledger first."""
         target = pid or proc.pid
         self.place.ledger.fault(kind, target)
@@ -195,7 +217,9 @@ class Fleet:
         try:
             return proc.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"worker {proc.pid} did not stop; log:\n{proc.log()[-3000:]}") from None
+            raise AssertionError(
+                f"worker {proc.pid} did not stop; log:\n{proc.log()[-3000:]}"
+            ) from None
 
     def cleanup(self) -> None:
         for proc in self.procs:
@@ -210,7 +234,10 @@ class Fleet:
                 pass
 
     def logs(self) -> str:
-        return "\n".join(f"---- worker pid {p.pid} exit {p.popen.returncode}\n{p.log()[-4000:]}" for p in self.procs)
+        return "\n".join(
+            f"---- worker pid {p.pid} exit {p.popen.returncode}\n{p.log()[-4000:]}"
+            for p in self.procs
+        )
 
     def grep(self, text: str) -> list[str]:
         return [line for p in self.procs for line in p.log().splitlines() if text in line]

@@ -79,7 +79,12 @@ def bad_input(app: duly.App) -> dict[str, Any]:
     assert len(app.store.list_triggers()) == triggers_before, "a refused trigger was stored"
 
     # names with quotes, SQL and HTML are data: stored verbatim, and the tables are intact
-    for name in ("it's \"quoted\"", "'; DROP TABLE duly_jobs; --", "<script>alert(1)</script>", "queue; SELECT 1"):
+    for name in (
+        'it\'s "quoted"',
+        "'; DROP TABLE duly_jobs; --",
+        "<script>alert(1)</script>",
+        "queue; SELECT 1",
+    ):
         job = app.enqueue(name, [name], queue=name, key=name)
         got = app.get_job(job.id)
         assert (got.task, got.queue, got.key, got.args) == (name, name, name, [name])
@@ -94,7 +99,9 @@ def bad_input(app: duly.App) -> dict[str, Any]:
     asyncio.run(worker.run_once())
     worker.close()
     failed = app.get_job(job.id)
-    assert failed.state is duly.JobState.FAILED and "no task named 'no.such.task'" in (failed.last_error or ""), failed
+    assert failed.state is duly.JobState.FAILED and "no task named 'no.such.task'" in (
+        failed.last_error or ""
+    ), failed
     assert app.get_job(ok.id).state is duly.JobState.SUCCEEDED
     out["unknown task name"] = "accepted; its attempt fails with UnknownTask"
 

@@ -42,9 +42,13 @@ class Ledger:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=OFF")  # a process crash loses nothing; power loss is not tested
+            conn.execute(
+                "PRAGMA synchronous=OFF"
+            )  # a process crash loses nothing; power loss is not tested
             conn.executescript(SCHEMA)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
@@ -70,8 +74,13 @@ class Ledger:
 
     # -- writers ---------------------------------------------------------------------------
 
-    def enqueued(self, payload: str, job_id: int | None, outcome: str, detail: str | None = None) -> None:
-        self._exec("INSERT INTO enqueues VALUES (?, ?, ?, ?, ?)", [(payload, job_id, outcome, detail, time.time())])
+    def enqueued(
+        self, payload: str, job_id: int | None, outcome: str, detail: str | None = None
+    ) -> None:
+        self._exec(
+            "INSERT INTO enqueues VALUES (?, ?, ?, ?, ?)",
+            [(payload, job_id, outcome, detail, time.time())],
+        )
 
     def enqueued_many(self, rows: Iterable[tuple[str, int | None]], outcome: str = "ok") -> None:
         now = time.time()
@@ -81,7 +90,8 @@ class Ledger:
 
     def run(self, payload: str, job_id: int, attempt: int, event: str) -> None:
         self._exec(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)", [(payload, job_id, attempt, os.getpid(), event, time.time())]
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+            [(payload, job_id, attempt, os.getpid(), event, time.time())],
         )
 
     def fault(self, kind: str, pid: int | None, detail: str | None = None) -> None:
@@ -96,7 +106,9 @@ class Ledger:
     def faults(self, kind: str | None = None) -> list[tuple[str, int | None, str | None, float]]:
         if kind is None:
             return self.rows("SELECT kind, pid, detail, at FROM faults ORDER BY at")
-        return self.rows("SELECT kind, pid, detail, at FROM faults WHERE kind = ? ORDER BY at", (kind,))
+        return self.rows(
+            "SELECT kind, pid, detail, at FROM faults WHERE kind = ? ORDER BY at", (kind,)
+        )
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
@@ -200,7 +212,10 @@ def check(
             # every ending but the last must belong to a process that died before persisting
             if all(
                 (pids[(payload, job_id, a)] in died or pids[(payload, job_id, a)] in paused)
-                and (attempt_outcomes is None or attempt_outcomes.get((job_id, a)) in ("lost", "interrupted"))
+                and (
+                    attempt_outcomes is None
+                    or attempt_outcomes.get((job_id, a)) in ("lost", "interrupted")
+                )
                 for a in endings[:-1]
             ):
                 v.duplicated_explained += 1

@@ -32,7 +32,9 @@ pytestmark = pytest.mark.chaos
 
 @pytest.fixture
 def place(backend: Backend, tmp_path: Path) -> Iterator[Place]:
-    p = Place.make(backend.name, tmp_path / "place", backend.url if backend.name == "postgres" else None)
+    p = Place.make(
+        backend.name, tmp_path / "place", backend.url if backend.name == "postgres" else None
+    )
     try:
         yield p
     finally:
@@ -47,7 +49,9 @@ def test_1_sigkill_random_workers_under_a_supervisor(place: Place) -> None:
 
 def test_2_each_crash_point_in_turn(backend: Backend, tmp_path: Path) -> None:
     def make(point: str) -> Place:
-        return Place.make(backend.name, tmp_path / point, backend.url if backend.name == "postgres" else None)
+        return Place.make(
+            backend.name, tmp_path / point, backend.url if backend.name == "postgres" else None
+        )
 
     figures = checks.crash_points(make, jobs=150, crashes=2)
     print(figures)
@@ -58,7 +62,9 @@ def test_3_paused_worker_changes_nothing_real_processes(place: Place) -> None:
     print(checks.paused_worker(place, rounds=1, jobs_per_round=12))
 
 
-def test_3_paused_worker_changes_nothing_1000_trials(app: duly.App, clock: duly.VirtualClock) -> None:
+def test_3_paused_worker_changes_nothing_1000_trials(
+    app: duly.App, clock: duly.VirtualClock
+) -> None:
     print(checks.paused_worker_virtual(app, clock, trials=1000))
 
 
@@ -124,18 +130,23 @@ json_leaf = st.one_of(
 )  # fmt: skip
 json_value = st.recursive(
     json_leaf,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
     max_leaves=12,
 )
 not_json = st.sampled_from([object(), {1, 2}, b"\xff", 1j, (lambda: 0)])
 arg = st.one_of(json_value, json_value, json_value, not_json)
-names = st.text(min_size=0, max_size=30) | st.sampled_from(["default", "'; DROP TABLE x; --", "<b>q</b>", "q\"uote"])
+names = st.text(min_size=0, max_size=30) | st.sampled_from(
+    ["default", "'; DROP TABLE x; --", "<b>q</b>", 'q"uote']
+)
 options = st.fixed_dictionaries(
     {},
     optional={
         "queue": names,
         "priority": st.integers(min_value=-(10**7), max_value=10**7) | st.floats() | st.booleans(),
-        "run_in": st.floats(min_value=-10, max_value=1e10) | st.integers(min_value=-10, max_value=10**10),
+        "run_in": st.floats(min_value=-10, max_value=1e10)
+        | st.integers(min_value=-10, max_value=10**10),
         "expires_in": st.floats(min_value=-10, max_value=1e6),
         "max_attempts": st.integers(min_value=-2, max_value=2_000_000),
         "key": st.text(max_size=12) | st.sampled_from(["k1", "k2"]),
@@ -172,7 +183,12 @@ def enqueue_consistency(app: duly.App, max_examples: int) -> dict[str, int]:
             assert job.key == opts.get("key") and job.id == result.job.id
             return
         assert job.task == task
-        assert job.args == _jsonish(args) and job.kwargs == _jsonish(kwargs), (job.args, args, job.kwargs, kwargs)
+        assert job.args == _jsonish(args) and job.kwargs == _jsonish(kwargs), (
+            job.args,
+            args,
+            job.kwargs,
+            kwargs,
+        )
         assert job.queue == opts.get("queue", "default")
         assert job.priority == opts.get("priority", 0)
         assert job.key == opts.get("key")
