@@ -254,7 +254,7 @@ class Executor:
             del self.running[job.id]
         if finish is not None and ctx.progress_done is not None:
             finish = dataclasses.replace(finish, progress_done=ctx.progress_done, progress_total=ctx.progress_total)
-        (done or ctx.done)(job, ctx, finish)  # type: ignore[misc]
+        (done or ctx.done)(job, ctx, finish)
 
     def _returned(self, job: Job, ctx: JobContext, value: Any) -> Finish | None:
         log = ctx.log_text
