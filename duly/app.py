@@ -35,7 +35,7 @@ from duly.core.options import (
     resolve_times,
 )
 from duly.core.payload import dump_arguments
-from duly.core.retry import RetryPolicy, as_policy
+from duly.core.retry import as_policy
 from duly.core.states import JobState
 from duly._admin import AdminVerbs
 from duly._schedules import ScheduleVerbs
