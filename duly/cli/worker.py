@@ -26,9 +26,11 @@ from duly.runtime.pidfile import AlreadyRunning
 @click.option("--pid-file", type=click.Path(dir_okay=False), help="Written at start, removed at exit.")
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option("--prune-after", default="7d", show_default=True, envvar="DULY_PRUNE_AFTER",
+              help="Delete finished jobs older than this (e.g. 7d, 36h); 'never' keeps them.")  # fmt: skip
 def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str | None, concurrency: int,
                processes: int, burst: bool, grace: float, poll_interval: float, isolation: str,
-               pid_file: str | None, log_format: str, log_level: str) -> None:  # fmt: skip
+               pid_file: str | None, log_format: str, log_level: str, prune_after: str) -> None:  # fmt: skip
     """Run jobs. SIGTERM/SIGINT stop claiming and give jobs --grace seconds; a second signal
     exits at once."""
     events.configure(log_format, log_level.upper())
@@ -51,6 +53,7 @@ def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str |
         isolation=isolation,
         app_path=app_path,
         pid_file=pid_file,
+        prune_after=_prune_after(prune_after),
     )
     try:
         worker.run()
@@ -67,6 +70,17 @@ def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str |
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _prune_after(text: str) -> float | None:
+    if text.strip().lower() in ("never", "off", "none"):
+        return None
+    from duly.core.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--prune-after") from None
 
 
 def _child_argv(argv: list[str]) -> list[str]:

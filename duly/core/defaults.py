@@ -28,7 +28,8 @@ WORKER_DEAD_AFTER_SECONDS = 60.0
 #: Registry rows of workers not seen for this many seconds are deleted when pruning.
 WORKER_FORGET_AFTER_SECONDS = 86400.0
 #: Counts per queue and state are exact up to these numbers (live states: queued, running,
-#: retrying; final states); above them PostgreSQL gives the planner's estimate instead of
-#: visiting every row. SQLite always counts exactly.
+#: retrying; final states); above them the dashboard shows an estimate instead of visiting
+#: every row (PostgreSQL: the planner's; SQLite, final states only: extrapolated from the
+#: first entries of the index). See docs/dashboard.md.
 COUNT_EXACT_LIVE = 100_000
 COUNT_EXACT_FINAL = 10_000

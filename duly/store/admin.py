@@ -47,6 +47,9 @@ class AdminStore(Protocol):
 
     def paused_queues(self) -> list[PausedQueue]: ...
 
+    def queue_names(self) -> list[str]:
+        """Every queue that has jobs or settings, sorted (one index probe per queue)."""
+
     def queue_counts(self) -> list[QueueCounts]:
         """Jobs per queue and state; exact up to the store's limit, estimated above it
         where the backend can estimate (the state is then listed in ``estimated``)."""

@@ -92,7 +92,7 @@ def overview(request: Request) -> Response:
 def jobs(request: Request) -> Response:
     app = _app(request)
     data = jobs_page_data(app, request.query_params)
-    queues = sorted(c.queue for c in app.queue_counts())
+    queues = app.store.queue_names()
     f = data["filters"]
     keep = {k: v for k, v in (("queue", f["queue"]), ("state", f["state"]), ("task", f["task"]),
                               ("q", f["text"])) if v}  # fmt: skip

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import duly
 from duly.core.admin import WorkerRegistration
 from tests.conftest import Backend
-from tests.helpers import claim_one, fail, succeed
+from tests.helpers import claim_one, fail, succeed, wait_until
 
 
 def run(backend: Backend | None, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,7 +23,7 @@ def run(backend: Backend | None, *args: str, stdin: str | None = None) -> subpro
         extra = ["--prefix", backend.prefix]
     return subprocess.run(
         [sys.executable, "-m", "duly", *args, *extra],
-        capture_output=True, text=True, env=env, timeout=60, input=stdin,
+        capture_output=True, text=True, env=env, timeout=60, input=stdin, check=False,
     )  # fmt: skip
 
 
@@ -128,7 +128,7 @@ def test_dashboard_refuses_a_public_address_without_a_token() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DULY_DASHBOARD_TOKEN"}
     result = subprocess.run(
         [sys.executable, "-m", "duly", "dashboard", "--host", "0.0.0.0", "--url", "sqlite:///unused.db"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2
     assert "--token" in result.stderr and "0.0.0.0" in result.stderr
@@ -139,3 +139,27 @@ def test_every_command_has_help() -> None:
                  ["prune", "--help"], ["dashboard", "--help"]):  # fmt: skip
         result = run(None, *args)
         assert result.returncode == 0 and "Usage:" in result.stdout, args
+
+
+def test_worker_prune_after_option(backend: Backend) -> None:
+    app = backend.app(duly.VirtualClock(datetime.now(UTC) - timedelta(days=3)))
+    app.enqueue("t")
+    succeed(app, claim_one(app))
+    env = {**os.environ, "DULY_TEST_URL": backend.url, "DULY_TEST_PREFIX": backend.prefix}
+    base = [sys.executable, "-m", "duly", "worker", "--app", "tests.apps.procapp:app",
+            "--url", backend.url, "--prefix", backend.prefix]  # fmt: skip
+    bad = subprocess.run([*base, "--prune-after", "soon"], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert bad.returncode == 2 and "invalid duration" in bad.stderr
+    kept = subprocess.run([*base, "--burst", "--prune-after", "never"], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)  # fmt: skip
+    assert kept.returncode == 0, kept.stderr
+    assert len(app.jobs()) == 1
+    worker = subprocess.Popen([*base, "--prune-after", "2d"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_until(lambda: app.jobs() == [], timeout=30, what="the worker's first pruning round")
+    finally:
+        worker.terminate()
+        _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "worker.prune" in err and "deleted=1" in err

@@ -165,7 +165,7 @@ def test_postgres_counts_above_the_cap_are_estimates(
     backend: Backend, app: duly.App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if backend.name != "postgres":
-        pytest.skip("PostgreSQL only: SQLite always counts exactly")
+        pytest.skip("PostgreSQL only: SQLite counts waiting jobs exactly")
     for _ in range(30):
         app.enqueue("t", queue="big")
     monkeypatch.setattr(defaults, "COUNT_EXACT_LIVE", 5)
@@ -173,3 +173,22 @@ def test_postgres_counts_above_the_cap_are_estimates(
     assert JobState.QUEUED in counts.estimated and JobState.SCHEDULED in counts.estimated
     assert counts[JobState.QUEUED] >= 5  # the cap at least, the planner's estimate above it
     assert JobState.SUCCEEDED not in counts.estimated and counts[JobState.SUCCEEDED] == 0
+
+
+def test_big_finished_counts_are_estimated_small_ones_exact(
+    app: duly.App, clock: duly.VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(20):
+        app.enqueue("t", queue="q")
+        job = claim_one(app)
+        if i % 7 == 0:
+            fail(app, job, retry_in=None)
+        else:
+            succeed(app, job)
+        clock.advance(60)
+    monkeypatch.setattr(defaults, "COUNT_EXACT_FINAL", 5)
+    (counts,) = app.store.queue_counts()
+    assert counts.estimated == frozenset({JobState.SUCCEEDED})
+    assert 5 <= counts[JobState.SUCCEEDED] <= 100  # an estimate: at least the cap
+    assert counts[JobState.FAILED] == 3  # under the cap: exact
+    assert app.store.queue_names() == ["q"]

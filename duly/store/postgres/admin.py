@@ -1,11 +1,12 @@
 """The PostgreSQL store's operating verbs (``duly.store.admin.AdminStore``), as a mixin of
 ``PostgresStore``: worker registry, paused queues, pruning, throughput and counts.
 
-Counts stay cheap on tables of many millions of rows: per queue (found by a loose index
-scan) and state, at most ``COUNT_EXACT_LIVE`` / ``COUNT_EXACT_FINAL`` rows are counted
-over the ``(queue, state, run_at)`` index; a count that reaches its cap is replaced by the
-planner's estimate (EXPLAIN, backed by extended statistics on ``(queue, state)``), and the
-state is reported in ``QueueCounts.estimated``.
+Counts stay cheap on tables of many millions of rows. Queues are found by a loose index
+scan; per queue, waiting and running jobs are counted over the ``(queue, state, run_at)``
+index up to ``COUNT_EXACT_LIVE`` rows; for finished jobs the planner's estimate (EXPLAIN,
+backed by extended statistics on ``(queue, state)``) comes first, and only a state it
+expects to hold at most ``COUNT_EXACT_FINAL`` jobs is counted exactly. Estimated states are
+reported in ``QueueCounts.estimated``. These statements run with JIT off.
 """
 
 from __future__ import annotations
@@ -102,43 +103,68 @@ class PostgresAdmin:
     def paused_queues(self) -> list[PausedQueue]:
         return [PausedQueue(r[0], r[1].astimezone(UTC)) for r in self._arun("paused_queues", {})]
 
+    def queue_names(self) -> list[str]:
+        with self._connection() as conn:
+            return self._queue_names(conn)
+
     def _queue_names(self, conn: psycopg.Connection[Any]) -> list[str]:
         return sorted(r[0] for r in fetch(conn, self._aq["queue_names"], {}))
 
     def queue_counts(self) -> list[QueueCounts]:
         now = self._now_param()
-        with self._connection() as conn:
+        out = []
+        with self._connection() as conn, conn.transaction():
+            conn.execute(self._aq["no_jit"])
             queues = self._queue_names(conn)
-            if not queues:
-                return []
             paused = {r[0] for r in fetch(conn, self._aq["paused_queues"], {})}
-            counts: dict[str, dict[JobState, int]] = {q: dict.fromkeys(JobState, 0) for q in queues}
-            estimated: dict[str, set[JobState]] = {q: set() for q in queues}
-            for states, cap in (
-                (LIVE, defaults.COUNT_EXACT_LIVE),
-                (FINAL, defaults.COUNT_EXACT_FINAL),
-            ):
-                rows = fetch(conn, self._aq["capped_counts"], {
-                    "now": now, "queues": queues, "states": list(states), "cap": cap,
-                })  # fmt: skip
-                for queue, state, n, due in rows:
+            for queue in queues:
+                counts = dict.fromkeys(JobState, 0)
+                estimated: set[JobState] = set()
+                for state in LIVE:
+                    self._count_live(conn, queue, state, now, counts, estimated)
+                for state in FINAL:
+                    # Finished jobs are the big part of a big table: ask the planner first,
+                    # count exactly only what it expects to be small (at most the cap).
+                    cap = defaults.COUNT_EXACT_FINAL
+                    guess = self._estimate(conn, "estimate_state", queue, state, now)
+                    n = guess
+                    if guess <= cap:
+                        n = self._capped(conn, queue, state, cap, now)[0]
                     if n >= cap:
-                        n = max(n, self._estimate(conn, "estimate_state", queue, state, now))
-                        if state != "queued":
-                            estimated[queue].add(JobState(state))
-                        elif due < cap:  # every due row was seen: only "scheduled" is estimated
-                            estimated[queue].add(JobState.SCHEDULED)
-                        else:
-                            est = self._estimate(conn, "estimate_due", queue, state, now)
-                            due = min(n, max(due, est))
-                            estimated[queue].update((JobState.QUEUED, JobState.SCHEDULED))
-                    c = counts[queue]
-                    if state == "queued":
-                        c[JobState.QUEUED] = int(due)
-                        c[JobState.SCHEDULED] = int(n - due)
-                    else:
-                        c[JobState(state)] = int(n)
-        return [QueueCounts(q, counts[q], frozenset(estimated[q]), q in paused) for q in queues]
+                        n = max(n, guess)
+                        estimated.add(JobState(state))
+                    counts[JobState(state)] = n
+                out.append(QueueCounts(queue, counts, frozenset(estimated), queue in paused))
+        return out
+
+    def _capped(
+        self, conn: psycopg.Connection[Any], queue: str, state: str, cap: int, now: datetime | None
+    ) -> tuple[int, int]:
+        row = fetch(conn, self._aq["capped_count"],
+                    {"queue": queue, "state": state, "cap": cap, "now": now}, prepare=False)[0]  # fmt: skip
+        return int(row[0]), int(row[1])
+
+    def _count_live(
+        self, conn: psycopg.Connection[Any], queue: str, state: str, now: datetime | None,
+        counts: dict[JobState, int], estimated: set[JobState],
+    ) -> None:  # fmt: skip
+        """Waiting and running jobs: exact up to COUNT_EXACT_LIVE, estimated above."""
+        cap = defaults.COUNT_EXACT_LIVE
+        n, due = self._capped(conn, queue, state, cap, now)
+        if n >= cap:
+            n = max(n, self._estimate(conn, "estimate_state", queue, state, now))
+            if state != "queued":
+                estimated.add(JobState(state))
+            elif due < cap:  # every due row was seen: only "scheduled" is estimated
+                estimated.add(JobState.SCHEDULED)
+            else:
+                due = min(n, max(due, self._estimate(conn, "estimate_due", queue, state, now)))
+                estimated.update((JobState.QUEUED, JobState.SCHEDULED))
+        if state == "queued":
+            counts[JobState.QUEUED] = due
+            counts[JobState.SCHEDULED] = n - due
+        else:
+            counts[JobState(state)] = n
 
     def _estimate(
         self,
@@ -148,7 +174,7 @@ class PostgresAdmin:
         state: str,
         now: datetime | None,
     ) -> int:
-        plan = fetch(conn, self._aq[query], {"queue": queue, "state": state, "now": now})[0][0]
+        plan = fetch(conn, self._aq[query], {"queue": queue, "state": state, "now": now}, prepare=False)[0][0]
         if isinstance(plan, str):
             plan = json.loads(plan)
         return int(plan[0]["Plan"]["Plan Rows"])

@@ -1,10 +1,10 @@
 """The SQLite store's operating verbs (``duly.store.admin.AdminStore``), as a mixin of
 ``SQLiteStore``: worker registry, paused queues, pruning, throughput and counts.
 
-Counts are exact on SQLite: each (queue, state) is counted over the covering
-``(queue, state, run_at)`` index, which SQLite walks at tens of millions of entries a
-second (see docs/dashboard.md for the measured figures); SQLite keeps no statistics a
-cheaper estimate could come from.
+Counts walk the covering ``(queue, state, run_at)`` index. Waiting and running jobs are
+counted exactly; finished ones exactly up to ``COUNT_EXACT_FINAL`` per queue and state, and
+above that estimated from the run-time span of the first entries (SQLite keeps no
+statistics a planner estimate could come from).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from duly.core import defaults
 from duly.core.admin import (
     PausedQueue,
     QueueCounts,
@@ -30,6 +31,7 @@ from duly.store import _sql
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _STORED_STATES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled", "expired")
+_FINAL = ("succeeded", "failed", "cancelled", "expired")
 
 
 def _us(dt: datetime) -> int:
@@ -111,29 +113,50 @@ class SQLiteAdmin:
     def paused_queues(self) -> list[PausedQueue]:
         return [PausedQueue(r[0], _dt(r[1])) for r in self._read(self._aq["paused_queues"])]
 
-    def _queue_names(self) -> list[str]:
+    def queue_names(self) -> list[str]:
         return sorted(r[0] for r in self._read(self._aq["queue_names"]))
 
     def queue_counts(self) -> list[QueueCounts]:
         now = self._now()
         paused = {p.name for p in self.paused_queues()}
         out = []
-        for queue in self._queue_names():
+        for queue in self.queue_names():
             counts = dict.fromkeys(JobState, 0)
+            estimated: set[JobState] = set()
             for stored in _STORED_STATES:
+                if stored in _FINAL:
+                    n, exact = self._count_final(queue, stored)
+                    counts[JobState(stored)] = n
+                    if not exact:
+                        estimated.add(JobState(stored))
+                    continue
                 n, due = self._read(self._aq["count_queue_state"], (queue, stored, now))[0]
                 if stored == "queued":
                     counts[JobState.QUEUED] = due
                     counts[JobState.SCHEDULED] = n - due
                 else:
                     counts[JobState(stored)] = n
-            out.append(QueueCounts(queue, counts, frozenset(), queue in paused))
+            out.append(QueueCounts(queue, counts, frozenset(estimated), queue in paused))
         return out
+
+    def _count_final(self, queue: str, state: str) -> tuple[int, bool]:
+        """Finished jobs of one queue in one state: exact up to ``COUNT_EXACT_FINAL``; above
+        it, the first that many index entries give the run_at span they cover, and the count
+        is extrapolated over the whole span (finished jobs accrue steadily). Returns (count,
+        exact)."""
+        cap = defaults.COUNT_EXACT_FINAL
+        n, first, upto = self._read(self._aq["sample_queue_state"], (queue, state, cap))[0]
+        if n < cap:
+            return int(n), True
+        last = self._read(self._aq["last_run_at"], (queue, state))[0][0]
+        if last is None or upto <= first:  # one instant: nothing to extrapolate from
+            return int(self._read(self._aq["count_queue_state"], (queue, state, 0))[0][0]), True
+        return max(cap, round(cap * (last - first) / (upto - first))), False
 
     def oldest_due(self) -> dict[str, datetime]:
         now = self._now()
         out = {}
-        for queue in self._queue_names():
+        for queue in self.queue_names():
             found = [
                 r[0]
                 for state in ("queued", "retrying")

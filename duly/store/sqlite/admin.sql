@@ -92,6 +92,16 @@ SELECT name FROM {queues}
 SELECT count(*), coalesce(sum(run_at <= ?3), 0)
 FROM {jobs} INDEXED BY {jobs_queue_state} WHERE queue = ?1 AND state = ?2
 
+-- name: sample_queue_state
+-- The first ?3 entries of one queue in one state, in run_at order: how many, and the run_at
+-- span they cover (the estimate of a big count extrapolates over the whole span).
+SELECT count(*), min(run_at), max(run_at)
+FROM (SELECT run_at FROM {jobs} INDEXED BY {jobs_queue_state}
+      WHERE queue = ?1 AND state = ?2 ORDER BY run_at LIMIT ?3)
+
+-- name: last_run_at
+SELECT max(run_at) FROM {jobs} INDEXED BY {jobs_queue_state} WHERE queue = ?1 AND state = ?2
+
 -- name: oldest_due
 -- One index probe per queue and state.
 SELECT min(run_at) FROM {jobs} INDEXED BY {jobs_queue_state}

@@ -45,6 +45,16 @@
     return (estimated ? "~" : "") + Number(n).toLocaleString("en-US");
   }
 
+  // As the server writes durations (duly.core.durations.format_duration): 250ms, 1m5s, 2h3m4s.
+  function duration(seconds) {
+    if (seconds < 1) { return Math.round(seconds * 1000) + "ms"; }
+    var rest = Math.round(seconds), out = "";
+    [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]].forEach(function (unit) {
+      if (rest >= unit[1]) { out += Math.floor(rest / unit[1]) + unit[0]; rest %= unit[1]; }
+    });
+    return out || "0s";
+  }
+
   function el(name, attrs, text) {
     var node = document.createElementNS(SVG, name);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
@@ -59,7 +69,7 @@
   // Stacked bars of jobs ended per minute, by final state.
   function drawChart(svg, tp) {
     while (svg.firstChild) { svg.removeChild(svg.firstChild); }
-    var W = 720, H = 180, left = 40, bottom = 20, top = 8;
+    var W = 1000, H = 200, left = 40, bottom = 20, top = 8;
     var n = tp.minutes, start = new Date(tp.start);
     var totals = [];
     for (var i = 0; i < n; i++) {
@@ -116,7 +126,7 @@
             (a || td).textContent = fmt(q.counts[s], q.estimated.indexOf(s) >= 0);
           });
           var lat = row.querySelector("td[data-latency]");
-          if (lat) { lat.textContent = q.latency_seconds ? q.latency_seconds.toFixed(1) + "s" : "-"; }
+          if (lat) { lat.textContent = q.latency_seconds ? duration(q.latency_seconds) : "-"; }
         });
         drawChart(svg, d.throughput);
         data = d;
