@@ -220,7 +220,7 @@ def measure(backend: str, app: duly.App, repeat: int) -> list[Row]:
                 ("jobs: newest, no filter", "HTML", "/jobs"),
                 ("jobs: task=reports.build", "API", "/api/jobs?task=reports.build"),
                 ("jobs: search 'order-999'", "API", "/api/jobs?q=order-999"),
-                ("jobs: search, no match (scans)", "API", "/api/jobs?q=no-such-text"),
+                ("jobs: search, no match (one window)", "API", "/api/jobs?q=no-such-text"),
                 ("metrics", "text", "/metrics"),
             ]
             for what, kind, url in cases:

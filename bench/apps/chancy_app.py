@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import probe
 from chancy import Chancy, job
 
-chancy = Chancy(os.environ.get("BENCH_PG_DSN", ""))
+_log = logging.getLogger("bench.chancy")
+_log.setLevel(logging.WARNING)  # its default logger writes a line per job
+_log.addHandler(logging.StreamHandler())
+chancy = Chancy(os.environ.get("BENCH_PG_DSN", ""), log=_log)
 
 
 @job()

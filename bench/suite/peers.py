@@ -606,7 +606,7 @@ class Procrastinate(Peer):
 
     @property
     def settings(self) -> str:  # type: ignore[override]
-        return (f"`procrastinate --app proc_app.app worker --one-shot --concurrency {self.concurrency}` per process, "
+        return (f"`procrastinate --app proc_app.app --log-level warning worker --one-shot --concurrency {self.concurrency}` per process, "
                 "async tasks, PsycopgConnector; bulk enqueue by `batch_defer`; schema by `procrastinate schema --apply`")  # fmt: skip
 
     def setup(self) -> None:
@@ -649,9 +649,8 @@ class Procrastinate(Peer):
         return P()
 
     def worker_argvs(self, procs: int, mode: str) -> list[list[str]]:
-        argv = [os.path.join(BIN, "procrastinate"), "--app", "proc_app.app", "--verbose", "worker",
+        argv = [os.path.join(BIN, "procrastinate"), "--app", "proc_app.app", "--log-level", "warning", "worker",
                 "--concurrency", str(self.concurrency)]  # fmt: skip
-        argv.remove("--verbose")
         if mode == "drain":
             argv.append("--one-shot")
         return [argv] * procs
@@ -676,7 +675,7 @@ class ChancyPeer(Peer):
 
     @property
     def settings(self) -> str:  # type: ignore[override]
-        return (f"P × `chancy --app chancy_app.chancy worker start`; queue `default` with the AsyncExecutor, "
+        return (f"P × `chancy --app chancy_app.chancy worker start`; queue `default` with the AsyncExecutor, logger at WARNING, "
                 f"concurrency {self.concurrency}, polling_interval 1, eager_polling; bulk enqueue by `push_many` (batches of 1,000)")  # fmt: skip
 
     def setup(self) -> None:

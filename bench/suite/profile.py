@@ -103,7 +103,7 @@ def profile(size: Size) -> str:
         probe.cleanup()
         peer.teardown()
     text = open(raw).read()
-    summary = (f"duly drain of {n:,} no-op jobs, 1 process, concurrency {peer.concurrency}, under py-spy: "
+    summary = enqueue_profile(n) + "\n\n" + (f"duly drain of {n:,} no-op jobs, 1 process, concurrency {peer.concurrency}, under py-spy: "
                f"{rate:,.0f} jobs/s while sampled ({time.time() - t:.0f} s in all)\n\n" + summarize(text))  # fmt: skip
     with open(os.path.join(RESULTS, f"profile-{size.name}.txt"), "w") as f:
         f.write(summary + "\n")
@@ -111,6 +111,27 @@ def profile(size: Size) -> str:
     _write_doc(summary, size.name)
     log(f"bench: profile in bench/results/profile-{size.name}.txt and docs/benchmarks.md")
     return summary
+
+
+def enqueue_profile(n: int) -> str:
+    """pyinstrument over one ``enqueue_many`` of n jobs (in this process)."""
+    from pyinstrument import Profiler
+
+    peer = Duly()
+    peer.setup()
+    try:
+        prof = Profiler(interval=0.0005)
+        t = time.perf_counter()
+        prof.start()
+        peer.enqueue_bulk(n)
+        prof.stop()
+        took = time.perf_counter() - t
+    finally:
+        peer.teardown()
+    text = prof.output_text(unicode=False, color=False, show_all=False, short_mode=True)
+    lines = [ln for ln in text.splitlines() if ln.strip()][:45]
+    return (f"duly bulk enqueue (`enqueue_many`) of {n:,} jobs under pyinstrument: {n / took:,.0f} jobs/s\n\n"
+            + "\n".join(lines))
 
 
 def _write_doc(summary: str, size: str) -> None:
