@@ -15,6 +15,7 @@ from duly.core.model import Job
 #: Largest captured log of one attempt; the rest is cut with a note.
 MAX_LOG_CHARS = 64 * 1024
 
+_event_lock = threading.Lock()
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("duly_job", default=None)
 
 
@@ -33,7 +34,8 @@ class JobContext:
         self.job = job
         self.worker_id = worker_id
         self._clock = clock
-        self._cancel = threading.Event()
+        self._cancelled = False
+        self._cancel: threading.Event | None = None  # made on first wait: most jobs never wait
         self.cancel_reason: str | None = None
         self._log: list[str] = []
         self._log_size = 0
@@ -59,11 +61,19 @@ class JobContext:
     def cancelled(self) -> bool:
         """True once the job was cancelled, timed out, stalled or the worker is shutting down.
         Sync handlers should check it in their loops and return early."""
-        return self._cancel.is_set()
+        return self._cancelled
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Block until cancelled (or ``timeout``); a cancellable sleep for sync handlers."""
-        return self._cancel.wait(timeout)
+        event = self._cancel
+        if event is None:
+            with _event_lock:
+                if self._cancel is None:
+                    self._cancel = threading.Event()
+                    if self._cancelled:
+                        self._cancel.set()
+                event = self._cancel
+        return event.wait(timeout)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -83,9 +93,12 @@ class JobContext:
             self.progress_changed_at = time.monotonic()
 
     def request_cancel(self, reason: str) -> None:
-        if not self._cancel.is_set():
+        if not self._cancelled:
             self.cancel_reason = reason
-            self._cancel.set()
+            self._cancelled = True
+            with _event_lock:
+                if self._cancel is not None:
+                    self._cancel.set()
 
     def _append(self, line: str) -> None:
         if self._truncated:
