@@ -18,6 +18,8 @@ from duly.runtime.pidfile import AlreadyRunning
 @click.option("--queues", "-q", help="Comma-separated queues to serve (default: all).")
 @click.option("--concurrency", "-c", default=10, show_default=True, help="Jobs run at once per process.")
 @click.option("--processes", "-p", default=1, show_default=True, help="Worker processes under one supervisor.")
+@click.option("--prefetch", default=0, show_default=True,
+              help="Jobs claimed ahead of free slots (short jobs: overlaps claiming with running).")  # fmt: skip
 @click.option("--burst", is_flag=True, help="Run the jobs due now, then exit.")
 @click.option("--grace", default=30.0, show_default=True, help="Seconds in-flight jobs get on shutdown.")
 @click.option("--poll-interval", default=1.0, show_default=True, help="Seconds between polls when idle.")
@@ -29,7 +31,7 @@ from duly.runtime.pidfile import AlreadyRunning
 @click.option("--prune-after", default="7d", show_default=True, envvar="DULY_PRUNE_AFTER",
               help="Delete finished jobs older than this (e.g. 7d, 36h); 'never' keeps them.")  # fmt: skip
 def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str | None, concurrency: int,
-               processes: int, burst: bool, grace: float, poll_interval: float, isolation: str,
+               processes: int, prefetch: int, burst: bool, grace: float, poll_interval: float, isolation: str,
                pid_file: str | None, log_format: str, log_level: str, prune_after: str) -> None:  # fmt: skip
     """Run jobs. SIGTERM/SIGINT stop claiming and give jobs --grace seconds; a second signal
     exits at once."""
@@ -47,6 +49,7 @@ def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str |
     worker = app.worker(
         queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
         concurrency=concurrency,
+        prefetch=prefetch,
         burst=burst,
         grace=grace,
         poll_interval=poll_interval,

@@ -66,6 +66,9 @@ class WorkerConfig:
     dynamic_concurrency: Callable[[], int] | None = None
     pid_file: str | None = None
     worker_id: str | None = None
+    #: Jobs claimed beyond ``concurrency`` and held ready, so the next claim overlaps the
+    #: running batch (short jobs run faster; long ones are better left unclaimed: keep 0).
+    prefetch: int = 0
     isolation: str = "thread"  # or "process": one child process per job (needs app_path)
     app_path: str | None = None  # module:attribute of the App, for process isolation
     #: Finished jobs older than this many seconds are deleted (None: keep them forever).
@@ -91,6 +94,8 @@ class Worker(Housekeeping):
         self.held: dict[int, tuple[Job, JobContext]] = {}
         self.per_task: Counter[str] = Counter()
         self.waiting: dict[str, deque[Job]] = {}
+        self.ready: deque[Job] = deque()  # prefetched, waiting for a free slot
+        self._run_cap = self.config.concurrency
         self.pending: list[Finish] = []
         self.inflight = 0  # attempts started and not yet ended
         self._idle: asyncio.Event | None = None  # set whenever inflight drops to zero
@@ -179,6 +184,9 @@ class Worker(Housekeeping):
             return
         ctx = self.held[job.id][1] if job.id in self.held else JobContext(job, self.worker_id, self.app.clock)
         self.held[job.id] = (job, ctx)
+        if self.inflight >= self._run_cap:  # prefetched: every slot is busy
+            self.ready.append(job)
+            return
         self.per_task[job.task] += 1
         self.inflight += 1
         if self._idle is not None:
@@ -202,6 +210,8 @@ class Worker(Housekeeping):
         queue = self.waiting.get(job.task)
         if queue:
             self._launch(queue.popleft())
+        while self.ready and self.inflight < self._run_cap:
+            self._launch(self.ready.popleft())
         if self._slot is not None:
             self._slot.set()
         if self.inflight == 0 and self._idle is not None:
@@ -299,6 +309,8 @@ class Worker(Housekeeping):
         if reason == LOST:
             events.emit("job.stale", job=job_id, attempt=job.attempt, outcome="lease lost")
         queue = self.waiting.get(job.task)
+        if job in self.ready:
+            queue = self.ready
         if queue and job in queue:  # never started: nothing to stop
             queue.remove(job)
             self.held.pop(job_id, None)
@@ -379,7 +391,9 @@ class Worker(Housekeeping):
     # -- fetching -----------------------------------------------------------------------
 
     async def claim_once(self, limit: int | None = None) -> list[Job]:
-        free = self.capacity() - len(self.held) if limit is None else limit
+        cap = self.capacity()
+        self._run_cap = cap
+        free = cap + (self.config.prefetch if cap else 0) - len(self.held) if limit is None else limit
         if free <= 0:
             return []
         params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude(), self.paused)
@@ -422,7 +436,7 @@ class Worker(Housekeeping):
         jobs_were_claimed = False
         while not self.stopping:
             capacity = self.capacity()
-            free = capacity - len(self.held)
+            free = capacity + (self.config.prefetch if capacity else 0) - len(self.held)
             if free <= 0:
                 if self.config.dynamic_concurrency is not None and not self.held:
                     await self._sleep_or_wake(self.config.poll_interval)
@@ -438,7 +452,7 @@ class Worker(Housekeeping):
                     await asyncio.wait_for(self._slot.wait(), CLAIM_DEBOUNCE_SECONDS)
                 except TimeoutError:
                     pass
-                if self.capacity() - len(self.held) < max(2, capacity // 4):
+                if capacity + self.config.prefetch - len(self.held) < max(2, capacity // 4):
                     jobs_were_claimed = False  # waited long enough: claim what is free
                 continue
             self._wake.clear()

@@ -208,3 +208,23 @@ def test_json_log_lines(backend: Backend) -> None:
     assert {"worker.start", "job.start", "job.success", "worker.poll", "worker.stop"} <= kinds
     success = next(line for line in lines if line["event"] == "job.success")
     assert success["job"] == job.id and success["duration"] >= 0
+
+
+def test_prefetched_jobs_wait_for_a_slot_and_all_run(backend: Backend) -> None:
+    app = backend.app()
+    lock = threading.Lock()
+    now_running, peak = [0], [0]
+
+    @app.task
+    def work(ctx: duly.JobContext) -> None:
+        with lock:
+            now_running[0] += 1
+            peak[0] = max(peak[0], now_running[0])
+        ctx.wait_cancelled(0.01)
+        with lock:
+            now_running[0] -= 1
+
+    ids = app.enqueue_many(work.spec() for _ in range(60))
+    with running(app, concurrency=3, prefetch=10):
+        wait_until(lambda: all(state(app, i) is JobState.SUCCEEDED for i in ids), timeout=30, what="all done")
+    assert peak[0] <= 3
