@@ -176,3 +176,4 @@ class JobFilter:
     before_id: int | None = None  # keyset pagination: ids below this one
     limit: int = 50
     ids: Sequence[int] = field(default_factory=tuple)
+    after_id: int | None = None  # ids above this one (bounds the rows a text search scans)

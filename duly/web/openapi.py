@@ -107,6 +107,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "jobs": {"type": "array", "items": _ref("Job")},
             "next_before": {"type": ["integer", "null"], "description": "pass as ?before= for the next page"},
+            "searched": {"type": ["object", "null"],
+                         "description": "with q: the ids this request searched (from_id, to_id, more)"},
             "filters": {"type": "object"},
         },
     },

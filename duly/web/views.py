@@ -10,11 +10,14 @@ from typing import Any
 from duly._admin import throughput_since
 from duly.app import App
 from duly.core.errors import InvalidOption
+from duly.core.model import JobFilter
 from duly.core.states import FINAL, RETRYABLE, JobState, parse_state
 from duly.web import serialize
 
 #: Jobs per page of the job list.
 PAGE_SIZE = 50
+#: Ids one search request looks through (a text search scans rows: this bounds its cost).
+SEARCH_WINDOW = 100_000
 
 
 def overview_data(app: App, minutes: int = 30) -> dict[str, Any]:
@@ -70,13 +73,32 @@ def job_filters(params: Mapping[str, str]) -> dict[str, Any]:
 
 
 def jobs_page_data(app: App, params: Mapping[str, str]) -> dict[str, Any]:
-    """One page of jobs, newest first; ``next_before`` pages on (keyset pagination)."""
+    """One page of jobs, newest first; ``next_before`` pages on (keyset pagination).
+
+    A search text cannot use an index, so one request searches at most ``SEARCH_WINDOW``
+    consecutive ids (newest first); when it finds less than a page, ``next_before`` goes on
+    below the window and ``searched`` says which ids were searched."""
     f = job_filters(params)
-    jobs = app.jobs(**f)
-    more = len(jobs) == f["limit"]
+    searched = None
+    if f["text"]:
+        upper = f["before_id"]
+        if upper is None:
+            newest = app.jobs(limit=1)
+            upper = newest[0].id + 1 if newest else 1
+        lower = max(upper - 1 - SEARCH_WINDOW, 0)
+        state = JobState(f["state"]) if f["state"] else None
+        flt = JobFilter(f["queue"], state, f["task"], f["text"], upper, f["limit"], after_id=lower)
+        jobs = app.store.list_jobs(flt)
+        searched = {"from_id": lower + 1, "to_id": upper - 1, "more": lower > 0}
+        more = len(jobs) == f["limit"] or lower > 0
+        next_before = (jobs[-1].id if len(jobs) == f["limit"] else lower + 1) if more else None
+    else:
+        jobs = app.jobs(**f)
+        next_before = jobs[-1].id if len(jobs) == f["limit"] and jobs else None
     return {
         "jobs": [serialize.job(j) for j in jobs],
-        "next_before": jobs[-1].id if more and jobs else None,
+        "next_before": next_before,
+        "searched": searched,
         "filters": {k: v for k, v in f.items() if k not in ("before_id",)} | {"before": f["before_id"]},
     }
 

@@ -192,3 +192,11 @@ def test_big_finished_counts_are_estimated_small_ones_exact(
     assert 5 <= counts[JobState.SUCCEEDED] <= 100  # an estimate: at least the cap
     assert counts[JobState.FAILED] == 3  # under the cap: exact
     assert app.store.queue_names() == ["q"]
+
+
+def test_list_jobs_between_ids(app: duly.App) -> None:
+    from duly.core.model import JobFilter
+
+    ids = [app.enqueue("t", args=[i]).id for i in range(6)]
+    got = app.store.list_jobs(JobFilter(before_id=ids[4], after_id=ids[1], text="t"))
+    assert [j.id for j in got] == [ids[3], ids[2]]

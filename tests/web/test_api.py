@@ -303,3 +303,24 @@ def test_triggers_api_lists_and_steers_triggers(web: tuple[duly.App, Client]) ->
     assert ran["task"] == "reports.build"
     assert c.post("/api/triggers/nope/run").status_code == 404
     assert "nightly" in c.get("/triggers").text
+
+
+def test_search_looks_through_a_bounded_window_per_request(
+    web: tuple[duly.App, Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from duly.web import views
+
+    app, c = web
+    ids = [app.enqueue("t", args=["needle" if i == 1 else "hay"]).id for i in range(12)]
+    monkeypatch.setattr(views, "SEARCH_WINDOW", 5)
+    found: list[int] = []
+    windows = []
+    url = "/api/jobs?q=needle"
+    while url:
+        page = c.get(url).json()
+        found += [j["id"] for j in page["jobs"]]
+        windows.append((page["searched"]["from_id"], page["searched"]["to_id"]))
+        url = f"/api/jobs?q=needle&before={page['next_before']}" if page["next_before"] else ""
+    assert found == [ids[1]]
+    assert windows == [(ids[7], ids[11]), (ids[2], ids[6]), (ids[0], ids[1])]
+    assert "Searched jobs" in c.get("/jobs?q=needle").text

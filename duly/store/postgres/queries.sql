@@ -321,6 +321,7 @@ WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
        OR args::text ILIKE %(text)s::text OR kwargs::text ILIKE %(text)s::text
        OR last_error ILIKE %(text)s::text)
   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+  AND (%(after_id)s::bigint IS NULL OR id > %(after_id)s::bigint)
   AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
 ORDER BY id DESC
 LIMIT %(limit)s::integer

@@ -348,6 +348,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             "task": flt.task,
             "text": text,
             "before_id": flt.before_id,
+            "after_id": flt.after_id,
             "ids": list(flt.ids) if flt.ids else None,
             "limit": max(1, min(flt.limit, 1000)),
         }

@@ -580,6 +580,9 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         if flt.before_id is not None:
             where.append("id < ?")
             params.append(flt.before_id)
+        if flt.after_id is not None:
+            where.append("id > ?")
+            params.append(flt.after_id)
         if flt.ids:
             where.append("id IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(flt.ids)))
