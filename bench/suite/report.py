@@ -12,8 +12,9 @@ from typing import Any
 
 from suite.common import ROOT, pg_version, redis_client, sqlite_version
 
-START = "<!-- results:start (written by bench/run.py; edit outside these markers) -->"
-END = "<!-- results:end -->"
+def markers(size: str) -> tuple[str, str]:
+    return (f"<!-- results:{size}:start (written by bench/run.py --size {size}; edit outside these markers) -->",
+            f"<!-- results:{size}:end -->")  # fmt: skip
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
 
 #: Which duly figure a peer is compared with.
@@ -140,7 +141,8 @@ def versions(packages: Sequence[str]) -> dict[str, str]:
 
 
 def markdown(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [START, "", f"Run: `{meta['command']}` — size **{meta['size']}**, {meta['when']}.", "", "### Machine", ""]
+    start, end = markers(meta["size"])
+    lines = [start, "", f"Run: `{meta['command']}` — size **{meta['size']}**, {meta['when']}.", "", "### Machine", ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in meta["machine"].items()]
     lines += ["", "### Systems: version, configuration, what each keeps", "",
               "| system | version | configured as | keeps after a job |", "|---|---|---|---|"]  # fmt: skip
@@ -149,15 +151,16 @@ def markdown(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += ["", "### Figures", "",
               "Median of the runs listed in *notes*. *duly ÷ system* above 1 means duly is better "
               "(faster, or lower latency); SQLite systems are compared with duly on SQLite, the others with duly on PostgreSQL.",
-              "", table(results, meta["backends"]), "", END]  # fmt: skip
+              "", table(results, meta["backends"]), "", end]  # fmt: skip
     return "\n".join(lines)
 
 
 def write_doc(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
     block = markdown(results, meta)
-    text = open(DOC).read() if os.path.exists(DOC) else "# Benchmarks\n\n" + START + "\n" + END + "\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    start, end = markers(meta["size"])
+    text = open(DOC).read() if os.path.exists(DOC) else "# Benchmarks\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text += "\n" + block + "\n"
     with open(DOC, "w") as f:

@@ -210,6 +210,7 @@ def _history(peer: Peer, rows: int) -> None:
         seq = conn.execute("SELECT pg_get_serial_sequence('duly_jobs', 'id')").fetchone()[0]  # type: ignore[index]
         conn.execute("SELECT setval(%s::regclass, (SELECT max(id) FROM duly_jobs))", (seq,))
         conn.execute("VACUUM ANALYZE duly_jobs")
+        peer.history = rows  # type: ignore[attr-defined]
         conn.execute("VACUUM ANALYZE duly_attempts")
 
 
