@@ -174,8 +174,9 @@ jobs_group.add_command(_act("delete", "delete"))
 
 @click.command("migrate")
 @app_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @guarded
-def migrate_cmd(app_path: str | None, url: str | None, prefix: str) -> None:
+def migrate_cmd(app_path: str | None, url: str | None, prefix: str, as_json: bool) -> None:
     """Create or upgrade duly's tables."""
     from duly.core.clock import SystemClock
     from duly.store.url import open_store, redact_url, resolve_url
@@ -184,6 +185,9 @@ def migrate_cmd(app_path: str | None, url: str | None, prefix: str) -> None:
     store = open_store(target, SystemClock(), prefix, auto_migrate=True)
     version = store.schema_version()
     store.close()
+    if as_json:
+        print_json({"url": redact_url(target), "schema_version": version})
+        return
     console.print(f"{redact_url(target)}: schema at version {version}")
 
 

@@ -122,6 +122,7 @@ def test_enqueue_and_migrate(backend: Backend) -> None:
     job = json.loads(ok(run(backend, "enqueue", "reports.build", "--args", '["<b>x</b>"]', "--queue", "r", "--json")))
     assert job["args"] == ["<b>x</b>"] and job["queue"] == "r"
     assert "schema at version" in ok(run(backend, "migrate"))
+    assert json.loads(ok(run(backend, "migrate", "--json")))["schema_version"] >= 3
 
 
 def test_dashboard_refuses_a_public_address_without_a_token() -> None:
