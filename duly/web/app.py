@@ -22,7 +22,7 @@ from duly.core.errors import (
     InvalidTransition,
     JobNotFound,
 )
-from duly.web import api, pages
+from duly.web import api, hooks, pages
 from duly.web.metrics import metrics_endpoint
 from duly.web.security import CsrfFailure, Guard, SecurityMiddleware
 
@@ -65,6 +65,7 @@ def create_app(app: App, *, token: str | None = None, allowed_hosts: set[str] | 
     routes: list[Any] = [
         *api.routes(),
         *pages.routes(),
+        *hooks.routes(),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

@@ -36,7 +36,7 @@ SESSION_COOKIE = "duly_session"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 #: Paths reachable without logging in (the login form itself and static files).
-PUBLIC_PREFIXES = ("/static/", "/login", "/healthz")
+PUBLIC_PREFIXES = ("/static/", "/login", "/healthz", "/hooks/")  # hooks: the URL's secret is the credential
 
 SECURITY_HEADERS = {
     "content-security-policy": (
