@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                         m = merged[key]
                         m.values += f.values
                         for k, v in f.extra.items():
-                            m.extra.setdefault(k, []).extend(v if isinstance(v, list) else [v])
+                            have = m.extra.get(k, [])
+                            m.extra[k] = (have if isinstance(have, list) else [have]) + (v if isinstance(v, list) else [v])
                         m.error = m.error or f.error
                     if f.error:
                         failed.add(name)
