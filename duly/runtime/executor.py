@@ -7,7 +7,9 @@ batches, fenced by attempt number.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import types
 import inspect
 import json
 import threading
@@ -86,6 +88,7 @@ class Executor:
         self.in_threads = 0
         self._in_threads_lock = threading.Lock()
         self._ping = False
+        self._eager = False  # inside an async attempt's first step, run at once
 
     def options(self, job: Job) -> TaskOptions:
         task = self.tasks.get(job.task)
@@ -135,13 +138,35 @@ class Executor:
             loop.call_soon(self._deliver, job, ctx, self._failed(job, ctx, opts, exc), done)
             return
         if task.is_async and self.run_isolated is None:
-            handle = loop.create_task(self._async_body(task, job, ctx, opts, done))
-            self.running[job.id] = (handle, ctx)
+            self._start_async(loop, self._async_body(task, job, ctx, opts, done), job.id, ctx)
             return
         self.running[job.id] = (None, ctx)
         if opts.timeout is not None:
             ctx.timer = loop.call_later(opts.timeout, self._time_out, job, ctx, opts, done)
         self.pool.submit(self._sync_body, task, job, ctx, opts, done)
+
+    def _start_async(self, loop: asyncio.AbstractEventLoop, coro: Any, job_id: int, ctx: JobContext) -> None:
+        """Run an async attempt's first step now, in a context of its own; only if it waits
+        on something does the rest become a Task. Handlers that finish without waiting (and
+        their outcome, delivered at the end of the body) cost no Task at all."""
+        self.running[job_id] = (None, ctx)
+        if self._eager:  # started from inside another attempt's first step: no recursion
+            self.running[job_id] = (loop.create_task(coro), ctx)
+            return
+        context = contextvars.copy_context()
+        self._eager = True
+        try:
+            yielded = context.run(coro.send, None)
+        except StopIteration:
+            return
+        finally:
+            self._eager = False
+        handle = loop.create_task(_resume(coro, yielded), context=context)
+        entry = self.running.get(job_id)
+        if entry is not None and entry[1] is ctx:
+            self.running[job_id] = (handle, ctx)
+            if ctx.cancelled:  # asked to stop during the first step
+                handle.cancel()
 
     def _time_out(self, job: Job, ctx: JobContext, opts: TaskOptions, done: Done) -> None:
         """A sync handler ran over its timeout: end the attempt now and free its slot; the
@@ -351,3 +376,22 @@ class Executor:
         return [(e, args) for e, args in calls if self.hooks.has(e)]
 
 
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Any:
+    """Carry on a coroutine that already ran its first step and yielded ``yielded`` (a
+    future it waits on): the Task that drives this drives the coroutine, cancellation included."""
+    while True:
+        try:
+            value = yield yielded
+        except BaseException as exc:  # noqa: BLE001 - cancellation and the like go to the coroutine
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(value)
+            except StopIteration as stop:
+                return stop.value

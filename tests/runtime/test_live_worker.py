@@ -228,3 +228,21 @@ def test_prefetched_jobs_wait_for_a_slot_and_all_run(backend: Backend) -> None:
     with running(app, concurrency=3, prefetch=10):
         wait_until(lambda: all(state(app, i) is JobState.SUCCEEDED for i in ids), timeout=30, what="all done")
     assert peak[0] <= 3
+
+
+def test_many_prefetched_async_jobs_that_never_wait(backend: Backend) -> None:
+    """Async handlers that finish without awaiting run eagerly; a long line of prefetched ones
+    must not nest (each start from inside the previous one's end) nor lose any."""
+    app = backend.app()
+    done: list[int] = []
+
+    @app.task
+    async def quick(n: int) -> int:
+        done.append(n)
+        return n
+
+    ids = app.enqueue_many(quick.spec(i) for i in range(1500))
+    with running(app, concurrency=2, prefetch=1200):
+        wait_until(lambda: len(done) >= 1500 and app.get_job(ids[-1]).state is JobState.SUCCEEDED, timeout=60)
+    assert sorted(done) == list(range(1500))
+    assert {app.get_job(i).state for i in ids[::100]} == {JobState.SUCCEEDED}
