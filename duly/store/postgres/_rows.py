@@ -98,4 +98,6 @@ def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         # last progress reported, persisted with the outcome (None keeps the stored one)
         cols["progress_done"].append(getattr(item, "progress_done", None))
         cols["progress_total"].append(getattr(item, "progress_total", None))
-    return cols
+    # A column that is NULL for every item goes as an empty array: multi-array unnest pads
+    # it with NULLs, and the driver does not dump a thousand NULLs one by one.
+    return {k: ([] if all(v is None for v in vals) else vals) for k, vals in cols.items()}
