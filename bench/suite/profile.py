@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import os
 import re
-import subprocess
 import time
 
 from suite.common import BIN, Probe, Size, env_for, log, spawn, wait_exit
