@@ -100,7 +100,7 @@ def run_demo(url: str, seconds: float, dashboard: bool, port: int) -> int:
             from duly.web.server import serve_in_thread
 
             server = serve_in_thread(app, port=port)
-            print(f"dashboard: http://127.0.0.1:{port}/")
+            print(f"dashboard: {server.url}/")
         except ImportError:
             print("(dashboard not installed: pip install 'duly[dashboard]')")
     worker = app.worker(concurrency=8, poll_interval=0.5, grace=5, app_path="duly.demo:app")
