@@ -124,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         write_doc(results, meta)
         log("bench: wrote docs/benchmarks.md")
-    return 0
+    broken = [f for f in figures if f.error and not f.error.startswith("n/a")]
+    for f in broken:
+        log(f"bench: FAILED {f.workload}/{f.variant} on {f.peer}: {f.error}")
+    return 1 if broken else 0  # no speed is asserted; a workload that breaks fails the run
 
 
 def current(results: list[dict[str, Any]], workloads: list[str], only: list[str]) -> list[dict[str, Any]]:
