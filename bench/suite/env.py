@@ -40,13 +40,19 @@ SERVES = {
 }  # fmt: skip
 
 
-def best_python() -> str:
-    """The newest CPython 3.12 found (oban-py needs 3.12), else the one running now."""
-    found = shutil.which("python3.12")
-    if found:
-        return found
-    for cand in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")), reverse=True):
-        return cand
+def best_python(installs: list[str]) -> str:
+    """$BENCH_PYTHON; else, when oban-py is wanted (it needs 3.12), a CPython 3.12 if one is
+    found; else the interpreter running now (so `--only duly` runs on the project's Python)."""
+    if os.environ.get("BENCH_PYTHON"):
+        return os.environ["BENCH_PYTHON"]
+    if "oban" not in installs:
+        return sys.executable
+    candidates = [shutil.which("python3.12") or ""]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")), reverse=True)
+    for cand in candidates:
+        # a pyenv shim exists even when that version is not selected: make sure it runs
+        if cand and subprocess.run([cand, "--version"], capture_output=True).returncode == 0:
+            return cand
     return sys.executable
 
 
@@ -65,7 +71,7 @@ def load_status() -> dict[str, dict[str, str | bool]]:
 def ensure(installs: list[str], reinstall: bool = False) -> dict[str, dict[str, str | bool]]:
     """Create bench/.env if needed and install each of ``installs`` not installed yet."""
     if not os.path.exists(PY):
-        py = best_python()
+        py = best_python(installs)
         print(f"bench: creating {ENV} with {py}", file=sys.stderr, flush=True)
         subprocess.run([py, "-m", "venv", ENV], check=True)
         subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-U", "pip"], check=False)
