@@ -40,6 +40,8 @@ from tests.chaos.harness import Place
 from tests.chaos.inputs import bad_input
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+#: [True] when run with --issue-size: checks 1, 5 and 7 at the issue's own sizes.
+ISSUE = [False]
 
 #: (number, title, backends, what ran, function(backend, dir, pg_url) -> figures)
 SIZES = {
@@ -80,7 +82,9 @@ def run_check(n: int, backend: str, root: Path, pg_url: str | None) -> dict[str,
 
     if n == 1:
         return with_place(
-            lambda p: checks.sigkill_workers(p, jobs=40_000, processes=4, every=2.0, duration=40.0)
+            lambda p: checks.sigkill_workers(
+                p, jobs=100_000 if ISSUE[0] else 40_000, processes=4, every=2.0, duration=60.0 if ISSUE[0] else 40.0
+            )
         )
     if n == 2:
         return checks.crash_points(lambda point: place(point), jobs=2000, crashes=5)
@@ -114,13 +118,15 @@ def run_check(n: int, backend: str, root: Path, pg_url: str | None) -> dict[str,
             server.cleanup()
     if n == 5:
         return with_place(
-            lambda p: checks.sqlite_many_processes(p, enqueuers=6, workers=5, seconds=60.0)
+            lambda p: checks.sqlite_many_processes(p, enqueuers=6, workers=5, seconds=600.0 if ISSUE[0] else 60.0)
         )
     if n == 6:
         return with_place(lambda p: checks.one_key(p, processes=64, per_process=100))
     if n == 7:
         return with_place(
-            lambda p: checks.schedulers(p, count=5, seconds=45.0, kill_every=2.0, crash_rate=0.05)
+            lambda p: checks.schedulers(
+                p, count=5, seconds=300.0 if ISSUE[0] else 45.0, kill_every=2.0, crash_rate=0.05
+            )
         )
     if n == 8:
         return with_place(checks.bad_handlers)
@@ -286,7 +292,16 @@ def main() -> int:
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite the page from docs/reliability.json"
     )
+    parser.add_argument("--issue-size", action="store_true",
+                        help="checks 1, 5 and 7 at the issue's own sizes (100,000 jobs / 60 s; 10 min; 5 min)")  # fmt: skip
     opts = parser.parse_args()
+    if opts.issue_size:
+        ISSUE[0] = True
+        SIZES[1] = ("100,000 jobs, 4 worker processes under `duly worker --processes 4`, SIGKILL a random "
+                    "worker every 2 s for 60 s (the issue's size)")  # fmt: skip
+        SIZES[5] = "11 processes (6 enqueuing, 5 working) on one SQLite file for 10 minutes (the issue's size)"
+        SIZES[7] = ("5 schedulers, cron every second, one killed (SIGKILL) every 2 s and restarted, for 5 "
+                    "minutes (the issue's size); 5 % of passes also crash between a slot's row and its job")  # fmt: skip
     os.environ.setdefault("DULY_TEST_PG_URL", opts.pg_url)
     results: dict[int, dict[str, Any]] = {}
     seconds: dict[int, dict[str, float]] = {}
