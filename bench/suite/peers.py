@@ -176,6 +176,11 @@ class DulySQLite(Duly):
     name = "duly-sqlite"
     backend = "sqlite"
 
+    @property
+    def settings(self) -> str:  # type: ignore[override]
+        return (f"`duly worker --app duly_app:app --burst --concurrency {self.concurrency}` (`--processes 2` for two), "
+                "async no-op task, a fresh SQLite file (WAL, synchronous=NORMAL: duly's defaults)")  # fmt: skip
+
     def url(self) -> str:
         return f"sqlite:///{self.path}"
 
