@@ -7,9 +7,8 @@ batches, fenced by attempt number.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
-import types
+import sys
 import inspect
 import json
 import threading
@@ -42,6 +41,9 @@ TIMEOUT = "timeout"
 
 _DEFAULT = TaskOptions(retry=Exponential())
 
+
+#: Python 3.12+ can start a Task eagerly (its first step at once, as that Task).
+EAGER_TASKS = sys.version_info >= (3, 12)
 
 #: Called on the loop when an attempt ends: (job, ctx, outcome or None when the lease was lost).
 Done = Callable[[Job, JobContext, "Finish | None"], None]
@@ -146,24 +148,20 @@ class Executor:
         self.pool.submit(self._sync_body, task, job, ctx, opts, done)
 
     def _start_async(self, loop: asyncio.AbstractEventLoop, coro: Any, job_id: int, ctx: JobContext) -> None:
-        """Run an async attempt's first step now, in a context of its own; only if it waits
-        on something does the rest become a Task. Handlers that finish without waiting (and
-        their outcome, delivered at the end of the body) cost no Task at all."""
+        """An async attempt's Task. On Python 3.12+ it starts eagerly: its first step runs
+        now, under its own Task (so ``asyncio.timeout`` and ``current_task`` are right), and a
+        handler that finishes without waiting never reaches the event loop's queue."""
         self.running[job_id] = (None, ctx)
-        if self._eager:  # started from inside another attempt's first step: no recursion
-            self.running[job_id] = (loop.create_task(coro), ctx)
-            return
-        context = contextvars.copy_context()
-        self._eager = True
-        try:
-            yielded = context.run(coro.send, None)
-        except StopIteration:
-            return
-        finally:
-            self._eager = False
-        handle = loop.create_task(_resume(coro, yielded), context=context)
+        if EAGER_TASKS and not self._eager:
+            self._eager = True  # one attempt's end may start the next: no nesting of eager steps
+            try:
+                handle: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+            finally:
+                self._eager = False
+        else:
+            handle = loop.create_task(coro)
         entry = self.running.get(job_id)
-        if entry is not None and entry[1] is ctx:
+        if entry is not None and entry[1] is ctx and not handle.done():
             self.running[job_id] = (handle, ctx)
             if ctx.cancelled:  # asked to stop during the first step
                 handle.cancel()
@@ -374,24 +372,3 @@ class Executor:
             events.emit("job.rescheduled", **fields, outcome=o.value)
         calls.append(("after", (job, o)))
         return [(e, args) for e, args in calls if self.hooks.has(e)]
-
-
-
-
-@types.coroutine
-def _resume(coro: Any, yielded: Any) -> Any:
-    """Carry on a coroutine that already ran its first step and yielded ``yielded`` (a
-    future it waits on): the Task that drives this drives the coroutine, cancellation included."""
-    while True:
-        try:
-            value = yield yielded
-        except BaseException as exc:  # noqa: BLE001 - cancellation and the like go to the coroutine
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                yielded = coro.send(value)
-            except StopIteration as stop:
-                return stop.value

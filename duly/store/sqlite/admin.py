@@ -10,7 +10,6 @@ statistics a planner estimate could come from).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -46,7 +45,7 @@ class SQLiteAdmin:
     """Mixed into ``SQLiteStore``; relies on its plumbing (declared here for type checkers)."""
 
     _names: dict[str, str]
-    _write: Callable[[], AbstractContextManager[sqlite3.Cursor]]
+    _write: Callable[[], AbstractContextManager[Any]]
     _read: Callable[..., list[Any]]
     _now: Callable[[], int]
     _job: Callable[[Sequence[Any], int], Job]
@@ -56,7 +55,9 @@ class SQLiteAdmin:
     def _aq(self) -> dict[str, str]:
         if self._admin_queries is None:
             raw = _sql.load_queries("duly.store.sqlite", "admin.sql")
-            self._admin_queries = {k: v.format(**self._names) for k, v in raw.items()}
+            from duly.store.sqlite.store import qmark
+
+            self._admin_queries = {k: qmark(v.format(**self._names)) for k, v in raw.items()}
         return self._admin_queries
 
     # -- worker registry ----------------------------------------------------------------
@@ -72,7 +73,7 @@ class SQLiteAdmin:
     def touch_worker(self, worker_id: str) -> bool:
         with self._write() as cur:
             cur.execute(self._aq["touch_worker"], (self._now(), worker_id))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def remove_worker(self, worker_id: str) -> None:
         with self._write() as cur:
@@ -81,7 +82,7 @@ class SQLiteAdmin:
     def forget_workers(self, before: datetime) -> int:
         with self._write() as cur:
             cur.execute(self._aq["forget_workers"], (_us(before),))
-            return cur.rowcount
+            return int(cur.rowcount)
 
     def list_workers(self, dead_after: float) -> list[WorkerInfo]:
         now = self._now()
@@ -108,7 +109,7 @@ class SQLiteAdmin:
     def resume_queue(self, queue: str) -> bool:
         with self._write() as cur:
             cur.execute(self._aq["resume_queue"], (self._now(), queue))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def paused_queues(self) -> list[PausedQueue]:
         return [PausedQueue(r[0], _dt(r[1])) for r in self._read(self._aq["paused_queues"])]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -82,6 +83,51 @@ def _dt(us: int | None) -> datetime | None:
 
 def _delay(seconds: float) -> int:
     return int(round(seconds * 1_000_000))
+
+
+_NUMBERED = re.compile(r"\?(\d+)")
+
+
+class Query(str):
+    """A statement with plain ``?`` placeholders; ``order`` maps them to the positions of the
+    parameters it was written with (``?1``, ``?2``...: sqlite3 deprecates passing a sequence
+    to numbered placeholders since Python 3.12)."""
+
+    order: tuple[int, ...] | None = None
+
+
+def qmark(text: str) -> Query:
+    text = re.sub(r"--[^\n]*", "", text)  # comments may mention ?1 (no string literal holds --)
+    numbers = [int(n) - 1 for n in _NUMBERED.findall(text)]
+    q = Query(_NUMBERED.sub("?", text))
+    q.order = tuple(numbers) if numbers else None
+    return q
+
+
+def _bind(query: Any, params: Any) -> Any:
+    order = getattr(query, "order", None)
+    return params if order is None else tuple(params[i] for i in order)
+
+
+class Cursor:
+    """A sqlite3 cursor that binds ``Query`` parameters in their placeholders' order."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+
+    def execute(self, query: str, params: Any = ()) -> sqlite3.Cursor:
+        return self._cur.execute(query, _bind(query, params))
+
+    def executemany(self, query: str, rows: Any) -> sqlite3.Cursor:
+        order = getattr(query, "order", None)
+        if order is not None:
+            rows = [tuple(r[i] for i in order) for r in rows]
+        return self._cur.executemany(query, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
 
 
 def quote_ident(name: str) -> str:
@@ -198,8 +244,8 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         names["cols"] = JOB_COLUMNS
         names["tcols"] = TRIGGER_COLUMNS
         self._names = names
-        self._q = {
-            k: v.format(**names)
+        self._q: dict[str, str] = {
+            k: qmark(v.format(**names))
             for f in ("queries.sql", "triggers.sql")
             for k, v in _sql.load_queries("duly.store.sqlite", f).items()
         }
@@ -220,10 +266,10 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         return self.clock.now()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
+    def _write(self) -> Iterator[Cursor]:
         """A short ``BEGIN IMMEDIATE`` transaction, retried a bounded number of times on BUSY."""
         with self._shared.lock:
-            cur = self._conn.cursor()
+            cur: Cursor = Cursor(self._conn.cursor())
             for attempt in range(BUSY_RETRIES):
                 try:
                     cur.execute("BEGIN IMMEDIATE")
@@ -255,7 +301,7 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._shared.lock:
-            return self._conn.execute(query, params).fetchall()
+            return self._conn.execute(query, _bind(query, params)).fetchall()
 
     def _job(self, row: Sequence[Any], now: int) -> Job:
         state = row[6]
@@ -349,8 +395,7 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
     def enqueue(self, params: EnqueueParams, conn: Any = None) -> EnqueueResult:
         now = self._now()
         if conn is not None:
-            cur = _caller_connection(conn).cursor()
-            result = self._enqueue_on(cur, params, now)
+            result = self._enqueue_on(Cursor(_caller_connection(conn).cursor()), params, now)
             self.doorbell.ring()  # the caller commits later; pollers also notice
             return result
         with self._write() as cur:
@@ -371,7 +416,7 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
             return [self._enqueue_on(cur, p, now).job.id for p in params]
 
         if conn is not None:
-            ids = run(_caller_connection(conn).cursor())
+            ids = run(Cursor(_caller_connection(conn).cursor()))
         else:
             with self._write() as cur:
                 ids = run(cur)
@@ -541,7 +586,7 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
     def delete(self, job_id: int) -> bool:
         with self._write() as cur:
             cur.execute(self._q["delete_job"], (job_id,))
-            found = cur.rowcount > 0
+            found: bool = cur.rowcount > 0
             cur.execute(self._q["delete_attempts"], (job_id,))
         return found
 

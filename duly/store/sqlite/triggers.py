@@ -153,7 +153,9 @@ class SQLiteTriggers:
 
         params = (trigger_id, json.dumps(event), _ts(window_end), self._now())
         if conn is not None:
-            _caller_connection(conn).execute(self._q["window_append"], params)
+            from duly.store.sqlite.store import Cursor
+
+            Cursor(_caller_connection(conn).cursor()).execute(self._q["window_append"], params)
             return
         with self._write() as cur:
             cur.execute(self._q["window_append"], params)
