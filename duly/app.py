@@ -270,7 +270,7 @@ class App(ScheduleVerbs, AdminVerbs):
     def _params(self, item: Enqueue) -> EnqueueParams:
         task_name = check_name(item.task, "task name")
         task = self.tasks.get(task_name)
-        d = task.defaults if task else TaskOptions()
+        d = task.defaults if task else _UNREGISTERED
         queue = check_name(item.queue, "queue") if item.queue is not None else d.queue
         priority = check_priority(item.priority) if item.priority is not None else d.priority
         max_attempts = (
@@ -401,6 +401,11 @@ class App(ScheduleVerbs, AdminVerbs):
 
     def set_progress(self, job_id: int, attempt: int, done: int, total: int | None = None) -> None:
         self.store.set_progress(Held(job_id, attempt), done, total)
+
+
+#: Defaults for a task this process did not register (made once: building TaskOptions per
+#: job seeded a fresh random generator each time).
+_UNREGISTERED = TaskOptions()
 
 
 class _LazyStore:

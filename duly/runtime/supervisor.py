@@ -17,6 +17,18 @@ from duly.runtime.pidfile import PidFile
 FAST_CRASH_SECONDS = 5.0
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the supervisor dies (even by
+    SIGKILL), so no worker outlives it unattended."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the supervisor's own shutdown still stops them
+        pass
+
+
 class Supervisor:
     def __init__(self, argv: Sequence[str], processes: int, pid_file: str | None = None, grace: float = 30.0) -> None:
         if processes < 1:
@@ -31,7 +43,10 @@ class Supervisor:
         self.restarts = 0
 
     def _spawn(self, slot: int) -> None:
-        proc = subprocess.Popen(self.argv)
+        # Its own session: a signal to the terminal's process group (Ctrl-C, systemd) reaches
+        # the supervisor only, which forwards it once; a child signalled twice exits at once
+        # and would leave its finished outcomes unwritten.
+        proc = subprocess.Popen(self.argv, start_new_session=True, preexec_fn=_die_with_parent)
         self.children[slot] = (proc, time.monotonic())
         events.emit("worker.start", supervisor_child=proc.pid, slot=slot)
 
@@ -59,6 +74,10 @@ class Supervisor:
                     code = proc.poll()
                     if code is None or self.stopping.is_set():
                         continue
+                    if code == 0:  # a clean exit (a --burst run that is done): not restarted
+                        events.emit("worker.stop", supervisor_child=proc.pid, exit_code=code, action="done")
+                        del self.children[slot]
+                        continue
                     events.emit("worker.stop", supervisor_child=proc.pid, exit_code=code, action="restart")
                     wait = 0.0
                     if time.monotonic() - started < FAST_CRASH_SECONDS:
@@ -69,6 +88,8 @@ class Supervisor:
                         break
                     self.restarts += 1
                     self._spawn(slot)
+                if not self.children:
+                    break  # every child ended cleanly
                 self.stopping.wait(0.2)
             deadline = time.monotonic() + self.grace + 5
             for proc, _ in self.children.values():
