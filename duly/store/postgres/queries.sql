@@ -365,3 +365,6 @@ SELECT coalesce(max(version), 0) FROM {migrations}
 
 -- name: record_migration
 INSERT INTO {migrations} (version, applied_at) VALUES (%(version)s::integer, now())
+
+-- name: analyze_jobs
+ANALYZE {jobs}
