@@ -19,8 +19,9 @@ def _norm(sql: str | None) -> str:
 
 def sqlite_catalog(path: Path) -> list[tuple[Any, ...]]:
     import sqlite3
+    from contextlib import closing
 
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
         return sorted((t, n, tbl, _norm(sql)) for t, n, tbl, sql in rows)
 

@@ -183,14 +183,17 @@ class _Shared:
             raise DatabaseUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
         sync = opts.get("synchronous", "normal").upper()
         if sync not in ("NORMAL", "FULL", "EXTRA"):
+            self.conn.close()
             raise ConfigurationError(f"synchronous must be normal, full or extra, got {sync.lower()!r}")
         busy = int(opts.get("busy_timeout", "10000"))
         c = self.conn
         try:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            c.close()
             raise DatabaseUnavailable(f"{path!r} is not a usable SQLite database: {exc}") from exc
         if mode.lower() != "wal" and path != ":memory:":
+            c.close()
             raise ConfigurationError(f"could not switch {path!r} to WAL mode (got {mode})")
         c.execute(f"PRAGMA synchronous={sync}")
         c.execute(f"PRAGMA busy_timeout={busy}")
