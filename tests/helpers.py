@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import duly
 from duly.core.model import ClaimParams, ErrorInfo, Finish, Held, Job
@@ -51,3 +52,30 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+class PipeReader:
+    """Collects a child's text pipe on a thread, so a test can wait for a line to appear
+    (instead of guessing it is there once some side effect is visible)."""
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self._pipe = pipe
+        self._chunks: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            with self._lock:
+                self._chunks.append(line)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._chunks)
+
+    def close(self, timeout: float = 30.0) -> str:
+        """Wait for the pipe's end (the child has exited) and return everything read."""
+        self._thread.join(timeout)
+        self._pipe.close()
+        return self.text()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import duly
 from duly.core.admin import WorkerRegistration
 from tests.conftest import Backend
-from tests.helpers import claim_one, fail, succeed, wait_until
+from tests.helpers import PipeReader, claim_one, fail, succeed, wait_until
 
 
 def run(backend: Backend | None, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -157,10 +157,14 @@ def test_worker_prune_after_option(backend: Backend) -> None:
     assert len(app.jobs()) == 1
     worker = subprocess.Popen([*base, "--prune-after", "2d"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert worker.stderr is not None
+    log = PipeReader(worker.stderr)
     try:
-        wait_until(lambda: app.jobs() == [], timeout=30, what="the worker's first pruning round")
+        wait_until(lambda: "worker.prune" in log.text(), timeout=30, what="the worker's first pruning round")
+        assert app.jobs() == []
     finally:
         worker.terminate()
-        _, err = worker.communicate(timeout=30)
+        worker.wait(timeout=30)
+    err = log.close()
     assert worker.returncode == 0, err
-    assert "worker.prune" in err and "deleted=1" in err
+    assert "deleted=1" in err
