@@ -152,7 +152,8 @@ class Finish:
     SUCCEEDED → succeeded; FAILED / TIMED_OUT → retrying in ``retry_in`` seconds (expired if
     that reaches ``expires_at``) or failed when ``retry_in`` is None; CANCELLED → cancelled;
     INTERRUPTED → queued again now (not counted); RESCHEDULED → queued at ``run_at`` or in
-    ``retry_in`` with the failure count reset; SNOOZED → same, keeping the count.
+    ``retry_in`` with the failure count reset; SNOOZED → same, keeping the count. A job whose
+    cancel was requested while it ran ends cancelled instead of waiting again.
     """
 
     job_id: int

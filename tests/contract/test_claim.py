@@ -183,3 +183,15 @@ def test_claimed_then_cancelled_job_completed_by_holder_seed_001_21(app: duly.Ap
     assert succeed(app, job) == []
     assert app.get_job(job.id).state is JobState.SUCCEEDED
     assert claim(app) == []
+
+
+def test_claimed_then_cancelled_job_failed_by_holder_is_never_claimable_seed_001_21(
+    app: duly.App, clock: duly.VirtualClock
+) -> None:
+    app.enqueue("t", max_attempts=5)
+    job = claim_one(app)
+    app.cancel(job.id)
+    assert fail(app, job, retry_in=0) == []
+    assert app.get_job(job.id).state is JobState.CANCELLED
+    clock.advance(hours=1)
+    assert claim(app) == []

@@ -164,6 +164,9 @@ WHERE id = %(id)s::bigint AND attempt = %(attempt)s::integer AND state = 'runnin
 -- name: finish
 -- One row per item in the arrays (see duly.core.transitions.plan_finish): state, delay or
 -- absolute run_at, errors delta (-1 resets), result, error summary, final; plus the attempt row.
+-- A job whose cancel was requested while it ran does not wait again: an outcome that would
+-- make it wait (retrying, or queued by a reschedule / snooze / interrupt) ends it cancelled;
+-- the attempt row keeps its own outcome. SET expressions read the row as it was (j).
 WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), v AS (
@@ -187,7 +190,9 @@ WITH t AS (
     FOR UPDATE OF j
 ), u AS (
     UPDATE {jobs} AS j
-    SET state = CASE WHEN l.f_state = 'retrying' AND j.expires_at IS NOT NULL
+    SET state = CASE WHEN j.cancel_requested AND l.f_state IN ('retrying','queued')
+                     THEN 'cancelled'
+                     WHEN l.f_state = 'retrying' AND j.expires_at IS NOT NULL
                           AND l.f_new_run_at >= j.expires_at
                      THEN 'expired' ELSE l.f_state END,
         run_at = coalesce(l.f_new_run_at, j.run_at),
@@ -196,8 +201,10 @@ WITH t AS (
         last_error = coalesce(l.f_summary, j.last_error),
         lease_expires_at = NULL,
         cancel_requested = false,
-        finished_at = CASE WHEN l.f_final OR (l.f_state = 'retrying' AND j.expires_at IS NOT NULL
-                                              AND l.f_new_run_at >= j.expires_at)
+        finished_at = CASE WHEN l.f_final
+                                OR (j.cancel_requested AND l.f_state IN ('retrying','queued'))
+                                OR (l.f_state = 'retrying' AND j.expires_at IS NOT NULL
+                                    AND l.f_new_run_at >= j.expires_at)
                            THEN l.f_now END,
         progress_done = coalesce(l.f_progress_done, j.progress_done),
         progress_total = CASE WHEN l.f_progress_done IS NULL THEN j.progress_total
@@ -221,8 +228,9 @@ SELECT a.job_id, a.attempt, n.sent FROM a, n
 
 -- name: rescue
 -- Attempts whose lease ran out end as 'lost' (counted); their jobs wait again (now), fail
--- when no attempts are left, or expire when past expires_at. Waiting jobs past their expiry
--- expire. Rows another transaction holds are skipped: the next rescue takes them.
+-- when no attempts are left, are cancelled when a cancel was requested, or expire when past
+-- expires_at. Waiting jobs past their expiry expire. Rows another transaction holds are
+-- skipped: the next rescue takes them.
 WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), r AS (
@@ -234,6 +242,7 @@ WITH t AS (
 ), u AS (
     UPDATE {jobs} AS j
     SET state = CASE WHEN j.errors + 1 >= j.max_attempts THEN 'failed'
+                     WHEN j.cancel_requested THEN 'cancelled'
                      WHEN j.expires_at IS NOT NULL AND j.expires_at <= r.r_now THEN 'expired'
                      ELSE 'retrying' END,
         errors = j.errors + 1,
@@ -242,7 +251,7 @@ WITH t AS (
         cancel_requested = false,
         last_error = 'LeaseExpired: worker ' || coalesce(j.worker_id, '?')
                      || ' stopped renewing the lease of attempt ' || j.attempt,
-        finished_at = CASE WHEN j.errors + 1 >= j.max_attempts
+        finished_at = CASE WHEN j.errors + 1 >= j.max_attempts OR j.cancel_requested
                                 OR (j.expires_at IS NOT NULL AND j.expires_at <= r.r_now)
                            THEN r.r_now END,
         updated_at = r.r_now

@@ -68,12 +68,16 @@ SET progress_done = ?, progress_total = ?, updated_at = ?
 WHERE id = ? AND attempt = ? AND state = 'running'
 
 -- name: finish
+-- A job whose cancel was requested while it ran does not wait again: an outcome that would
+-- make it wait (retrying, or queued by a reschedule / snooze / interrupt) ends it cancelled.
+-- Every SET expression reads the row as it was before this update.
 -- ?1 state, ?2 new run_at (NULL keeps), ?3 errors delta (-1 resets), ?4 result, ?5 error text,
 -- ?6 now, ?7 id, ?8 attempt, ?9 final (0/1), ?10 progress done, ?11 progress total
 UPDATE {jobs}
 SET progress_done = coalesce(?10, progress_done),
     progress_total = CASE WHEN ?10 IS NULL THEN progress_total ELSE ?11 END,
-    state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
+    state = CASE WHEN cancel_requested AND ?1 IN ('retrying','queued') THEN 'cancelled'
+                 WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
                  THEN 'expired' ELSE ?1 END,
     run_at = COALESCE(?2, run_at),
     errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,
@@ -81,7 +85,8 @@ SET progress_done = coalesce(?10, progress_done),
     last_error = COALESCE(?5, last_error),
     lease_expires_at = NULL,
     cancel_requested = 0,
-    finished_at = CASE WHEN ?9 = 1 OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
+    finished_at = CASE WHEN ?9 = 1 OR (cancel_requested AND ?1 IN ('retrying','queued'))
+                            OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
                        THEN ?6 ELSE NULL END,
     updated_at = ?6
 WHERE id = ?7 AND attempt = ?8 AND state = 'running'
@@ -94,7 +99,8 @@ RETURNING worker_id, started_at
 UPDATE {jobs}
 SET progress_done = coalesce(?10, progress_done),
     progress_total = CASE WHEN ?10 IS NULL THEN progress_total ELSE ?11 END,
-    state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
+    state = CASE WHEN cancel_requested AND ?1 IN ('retrying','queued') THEN 'cancelled'
+                 WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
                  THEN 'expired' ELSE ?1 END,
     run_at = COALESCE(?2, run_at),
     errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,
@@ -102,7 +108,8 @@ SET progress_done = coalesce(?10, progress_done),
     last_error = COALESCE(?5, last_error),
     lease_expires_at = NULL,
     cancel_requested = 0,
-    finished_at = CASE WHEN ?9 = 1 OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
+    finished_at = CASE WHEN ?9 = 1 OR (cancel_requested AND ?1 IN ('retrying','queued'))
+                            OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
                        THEN ?6 ELSE NULL END,
     updated_at = ?6
 WHERE id = ?7 AND attempt = ?8 AND state = 'running'
@@ -113,14 +120,16 @@ INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, out
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: rescue
+-- A lost attempt with attempts left waits again, unless a cancel was requested (cancelled).
 UPDATE {jobs}
-SET state = CASE WHEN errors + 1 >= max_attempts THEN 'failed' ELSE 'retrying' END,
+SET state = CASE WHEN errors + 1 >= max_attempts THEN 'failed'
+                 WHEN cancel_requested THEN 'cancelled' ELSE 'retrying' END,
     errors = errors + 1,
     run_at = ?1,
     lease_expires_at = NULL,
     cancel_requested = 0,
     last_error = 'LeaseExpired: worker ' || coalesce(worker_id, '?') || ' stopped renewing the lease of attempt ' || attempt,
-    finished_at = CASE WHEN errors + 1 >= max_attempts THEN ?1 ELSE NULL END,
+    finished_at = CASE WHEN errors + 1 >= max_attempts OR cancel_requested THEN ?1 ELSE NULL END,
     updated_at = ?1
 WHERE state = 'running' AND lease_expires_at < ?1
 RETURNING id, attempt, worker_id, started_at, last_error
