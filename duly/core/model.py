@@ -74,9 +74,24 @@ class Attempt:
 class QueueStats:
     queue: str
     counts: dict[JobState, int]
+    #: Running jobs whose lease has run out: their worker stopped renewing it. They are still
+    #: in ``counts[RUNNING]`` (the stored state) until a rescue records the attempt as lost.
+    lease_expired: int = 0
 
     def __getitem__(self, state: JobState | str) -> int:
         return self.counts.get(JobState(state), 0)
+
+    @property
+    def claimed(self) -> int:
+        """Running jobs under a live lease."""
+        return self[JobState.RUNNING] - self.lease_expired
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a worker: scheduled, queued, retrying, and running ones whose
+        lease has run out (no live worker holds them; the next rescue lets them run again)."""
+        waits = (JobState.SCHEDULED, JobState.QUEUED, JobState.RETRYING)
+        return sum(self[s] for s in waits) + self.lease_expired
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ def test_task_enqueue_uses_task_defaults(app: duly.App) -> None:
     assert (over.queue, over.priority, over.run_at) == ("urgent", 9, T0 + timedelta(hours=1))
 
 
-def test_task_name_can_be_set_and_registering_twice_is_an_error(app: duly.App) -> None:
+def test_task_name_can_be_set_and_registering_twice_is_an_error_seed_000_15(app: duly.App) -> None:
     @app.task(name="reports.build")
     def build() -> None: ...
 

@@ -133,6 +133,64 @@ def test_stats_seed_001_10_11(app: duly.App, clock: duly.VirtualClock) -> None:
     assert counts() == {JobState.SCHEDULED: 1, JobState.RETRYING: 1, JobState.CANCELLED: 9}
 
 
+def test_expired_claim_counts_as_waiting_in_stats_seed_001_12(app: duly.App, clock: duly.VirtualClock) -> None:
+    """A claim whose lease ran out is still stored ``running`` (until a rescue records the
+    attempt lost), and stats count it apart: waiting, not claimed."""
+    app.enqueue("t")
+    claim_one(app)
+    clock.advance(seconds=60)  # the lease ends at T0+60: still held at exactly that time
+    (q,) = app.stats()
+    assert (q[JobState.RUNNING], q.lease_expired, q.claimed, q.waiting) == (1, 0, 1, 0)
+    clock.advance(seconds=1)
+    (q,) = app.stats()
+    assert (q[JobState.RUNNING], q.lease_expired, q.claimed, q.waiting) == (1, 1, 0, 1)
+    app.store.rescue()
+    (q,) = app.stats()
+    assert (q[JobState.RUNNING], q[JobState.RETRYING], q.lease_expired, q.claimed, q.waiting) == (0, 1, 0, 0, 1)
+
+
+def test_future_job_is_not_counted_due_until_its_time_seed_001_19(app: duly.App, clock: duly.VirtualClock) -> None:
+    app.enqueue("t", run_in="1h")
+
+    def due_and_scheduled() -> tuple[int, int]:
+        (q,) = app.stats()
+        return q[JobState.QUEUED], q[JobState.SCHEDULED]
+
+    assert due_and_scheduled() == (0, 1)
+    clock.advance(minutes=59, seconds=59)
+    assert due_and_scheduled() == (0, 1)
+    clock.advance(seconds=1)
+    assert due_and_scheduled() == (1, 0)
+
+
+def test_succeeded_job_ends_and_is_never_claimed_again_seed_000_6(app: duly.App, clock: duly.VirtualClock) -> None:
+    """The seed removes a job whose handler returns OK; duly keeps it as ``succeeded``, with
+    its history, until pruned (docs/concepts.md)."""
+    job = app.enqueue("h", args=["data"])
+    assert succeed(app, claim_one(app), result="done") == []
+    after = app.get_job(job.id)
+    assert (after.state, after.result, after.finished_at) == (JobState.SUCCEEDED, "done", T0)
+    clock.advance(days=1)
+    app.store.rescue()
+    assert claim(app) == []
+    assert [a.outcome for a in app.attempts(job.id)] == [Outcome.SUCCEEDED]
+
+
+def test_exhausted_job_is_not_claimable_and_ends_failed_seed_001_6(app: duly.App, clock: duly.VirtualClock) -> None:
+    """The seed leaves such a job in the table forever, counted as waiting (a quirk); duly ends
+    it ``failed``: kept (not deleted), never claimed again, not counted as waiting."""
+    job = app.enqueue("t", max_attempts=2)
+    fail(app, claim_one(app), retry_in=0)
+    fail(app, claim_one(app), retry_in=None)
+    clock.advance(days=1)
+    app.store.rescue()
+    assert claim(app) == []
+    after = app.get_job(job.id)
+    assert (after.state, after.errors, after.attempts_left) == (JobState.FAILED, 2, 0)
+    (q,) = app.stats()
+    assert (q[JobState.FAILED], q.waiting, q.claimed) == (1, 0, 0)
+
+
 def test_stats_per_queue_cover_every_state(app: duly.App) -> None:
     app.enqueue("t", queue="a")
     app.enqueue("t", queue="b")

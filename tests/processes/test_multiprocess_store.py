@@ -244,7 +244,7 @@ def _count(app: duly.App, state: JobState) -> int:
 
 
 @pytest.mark.slow
-def test_eight_processes_claim_ten_thousand_jobs_each_exactly_once(
+def test_eight_processes_claim_ten_thousand_jobs_each_exactly_once_seed_001_16(
     backend: Backend, children: Children
 ) -> None:
     app = _created_schema(backend)

@@ -341,10 +341,13 @@ SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error_type,
 FROM {attempts} WHERE job_id = %(id)s::bigint ORDER BY attempt
 
 -- name: stats
+-- The last column counts running jobs whose lease has run out (waiting, until rescued).
 SELECT queue,
        CASE WHEN state = 'queued' AND run_at > coalesce(%(now)s::timestamptz, now())
             THEN 'scheduled' ELSE state END AS presented,
-       count(*)
+       count(*),
+       count(*) FILTER (WHERE state = 'running'
+                        AND lease_expires_at < coalesce(%(now)s::timestamptz, now()))
 FROM {jobs}
 GROUP BY queue, presented
 

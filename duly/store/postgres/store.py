@@ -374,10 +374,13 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
 
     def stats(self) -> list[QueueStats]:
         counts: dict[str, dict[JobState, int]] = {}
-        for queue, state, n in self._run("stats", {"now": self._now_param()}):
+        lapsed: dict[str, int] = {}
+        for queue, state, n, expired in self._run("stats", {"now": self._now_param()}):
             counts.setdefault(queue, {})[JobState(state)] = n
+            lapsed[queue] = lapsed.get(queue, 0) + expired
         return [
-            QueueStats(q, {s: c.get(s, 0) for s in JobState}) for q, c in sorted(counts.items())
+            QueueStats(q, {s: c.get(s, 0) for s in JobState}, lapsed.get(q, 0))
+            for q, c in sorted(counts.items())
         ]
 
     def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:

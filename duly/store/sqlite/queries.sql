@@ -174,9 +174,11 @@ SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error_type,
 FROM {attempts} WHERE job_id = ? ORDER BY attempt
 
 -- name: stats_live
-SELECT queue, state, run_at <= ? AS due, count(*)
+-- lapsed: a running job whose lease has run out (counted apart, as waiting, until rescued)
+SELECT queue, state, run_at <= ?1 AS due,
+       coalesce(state = 'running' AND lease_expires_at < ?1, 0) AS lapsed, count(*)
 FROM {jobs} WHERE state IN ('queued','retrying','running')
-GROUP BY queue, state, due
+GROUP BY queue, state, due, lapsed
 
 -- name: stats_final
 SELECT queue, state, count(*)

@@ -659,16 +659,22 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
     def stats(self) -> list[QueueStats]:
         now = self._now()
         counts: dict[str, dict[JobState, int]] = {}
-        for queue, state, due, n in self._read(self._q["stats_live"], (now,)):
+        lapsed: dict[str, int] = {}
+        for queue, state, due, expired, n in self._read(self._q["stats_live"], (now,)):
             if state == "queued":
                 st = JobState.QUEUED if due else JobState.SCHEDULED
             else:
                 st = JobState(state)
             q = counts.setdefault(queue, {})
             q[st] = q.get(st, 0) + n
+            if expired:
+                lapsed[queue] = lapsed.get(queue, 0) + n
         for queue, state, n in self._read(self._q["stats_final"]):
             counts.setdefault(queue, {})[JobState(state)] = n
-        return [QueueStats(q, {s: c.get(s, 0) for s in JobState}) for q, c in sorted(counts.items())]
+        return [
+            QueueStats(q, {s: c.get(s, 0) for s in JobState}, lapsed.get(q, 0))
+            for q, c in sorted(counts.items())
+        ]
 
     def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:
         rows = self._read(self._q["next_run_at"])
