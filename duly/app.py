@@ -13,7 +13,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 from duly.core import defaults
 from duly.core.clock import Clock, SystemClock
 from duly.core.durations import Duration
-from duly.core.errors import ConfigurationError, DuplicateTask, EnqueueSkipped, InvalidOption, JobNotFound
+from duly.core.errors import DuplicateTask, EnqueueSkipped, InvalidOption, JobNotFound
 from duly.core.model import (
     Attempt,
     EnqueueParams,
@@ -44,7 +44,7 @@ from duly.runtime.hooks import Hooks
 from duly.runtime.scheduler import Scheduler
 from duly.runtime.worker import Worker
 from duly.store.base import Store
-from duly.store.url import open_store, redact_url, resolve_url
+from duly.store.url import backend_of, open_store, redact_url, resolve_url
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -136,10 +136,11 @@ class BoundTask(Generic[P, R]):
 class App(ScheduleVerbs, AdminVerbs):
     """A duly application: a database, its tasks, and the verbs to enqueue and steer jobs.
 
-    ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``; without it,
-    ``$DULY_DATABASE_URL``, else ``sqlite:///duly.db`` in the working directory. The
-    database is opened on first use (``app.store``); SQLite migrates itself, PostgreSQL
-    needs ``duly migrate`` (or ``auto_migrate=True``).
+    ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db`` (``postgres://`` and
+    ``postgresql+psycopg://`` too); without it, ``$DULY_DATABASE_URL``, else
+    ``sqlite:///duly.db`` in the working directory. The database is opened on first use
+    (``app.store``); SQLite migrates itself, PostgreSQL needs ``duly migrate`` (or
+    ``auto_migrate=True``).
     """
 
     def __init__(
@@ -153,12 +154,7 @@ class App(ScheduleVerbs, AdminVerbs):
         auto_migrate: bool = False,
     ) -> None:
         self.url = resolve_url(url)
-        scheme = self.url.split(":", 1)[0].lower()
-        if scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ConfigurationError(
-                f"unsupported database URL {redact_url(self.url)!r}: expected sqlite:///path.db "
-                "or postgresql://user@host/dbname"
-            )
+        backend_of(self.url)  # refuse an unsupported URL now, not on first use
         self.clock: Clock = clock or SystemClock()
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
