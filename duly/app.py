@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -13,7 +13,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 from duly.core import defaults
 from duly.core.clock import Clock, SystemClock
 from duly.core.durations import Duration
-from duly.core.errors import DuplicateTask, EnqueueSkipped, InvalidOption, JobNotFound
+from duly.core.errors import DuplicateTask, EnqueueSkipped, InvalidArguments, InvalidOption, JobNotFound
 from duly.core.model import (
     Attempt,
     EnqueueParams,
@@ -56,7 +56,7 @@ class Enqueue:
 
     task: str
     args: Sequence[Any] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
     queue: str | None = None
     priority: int | None = None
     run_at: datetime | str | None = None
@@ -102,7 +102,7 @@ class Task(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Enqueue], conn: Any = None) -> list[int]:
         """Bulk enqueue: each item is a tuple of positional arguments or an ``Enqueue``."""
-        items = [c if isinstance(c, Enqueue) else Enqueue(self.name, tuple(c)) for c in calls]
+        items = [c if isinstance(c, Enqueue) else Enqueue(self.name, c) for c in calls]
         return self.app.enqueue_many(items, conn=conn)
 
 
@@ -275,9 +275,12 @@ class App(ScheduleVerbs, AdminVerbs):
         run_at, delay, expires_at = resolve_times(
             self.clock.now(), item.run_at, item.run_in, item.expires_at, item.expires_in
         )
-        args_json, kwargs_json = dump_arguments(
-            task_name, list(item.args), dict(item.kwargs or {}), self.max_payload_bytes
-        )
+        kwargs = item.kwargs
+        if type(kwargs) is not dict:  # a plain dict is the norm; anything else is checked
+            kwargs = _as_kwargs(task_name, kwargs)
+        # args and kwargs are passed as given: dump_arguments refuses what is not a list /
+        # tuple and a dict (converting first would store "abc" as ["a", "b", "c"])
+        args_json, kwargs_json = dump_arguments(task_name, item.args, kwargs, self.max_payload_bytes)
         return EnqueueParams(
             task=task_name,
             args_json=args_json,
@@ -297,7 +300,7 @@ class App(ScheduleVerbs, AdminVerbs):
         self,
         task: str | Task[Any, Any],
         args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
         *,
         conn: Any = None,
         **options: Any,
@@ -314,7 +317,7 @@ class App(ScheduleVerbs, AdminVerbs):
         self,
         task: str | Task[Any, Any],
         args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
         *,
         conn: Any = None,
         **options: Any,
@@ -325,7 +328,7 @@ class App(ScheduleVerbs, AdminVerbs):
         if unknown:
             raise InvalidOption(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
         name = task.name if isinstance(task, Task) else task
-        params = self._params(Enqueue(name, tuple(args), dict(kwargs or {}), **options))
+        params = self._params(Enqueue(name, args, {} if kwargs is None else kwargs, **options))
         if self.hooks.has("before_enqueue") and not self.hooks.allow_enqueue(params):
             raise EnqueueSkipped(f"a before_enqueue hook declined a job of task {name!r}; nothing was written")
         return self.store.enqueue(params, conn=conn)
@@ -412,6 +415,16 @@ class _LazyStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._app.store, name)
+
+
+def _as_kwargs(task: str, kwargs: Any) -> dict[str, Any]:
+    """``kwargs`` that is not a plain dict: None means none, any other mapping is copied,
+    anything else is refused (a list of pairs is not taken for keywords)."""
+    if kwargs is None:
+        return {}
+    if isinstance(kwargs, Mapping):
+        return dict(kwargs)
+    raise InvalidArguments(f"kwargs of task {task!r} must be a mapping (a dict), got {type(kwargs).__name__}")
 
 
 def _check_concurrency(value: Any) -> int | None:
