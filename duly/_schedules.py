@@ -126,10 +126,11 @@ class ScheduleVerbs:
         expires_in = opts.pop("expires_in", None)
         run_at = slot if slot is not None else None
         expires_at = None
-        if expires_in is not None:
-            expires_at = (slot or self.clock.now()) + timedelta(seconds=expires_in)
+        if expires_in is not None and slot is not None:
+            expires_at, expires_in = slot + timedelta(seconds=expires_in), None
+        # without a slot, expires_in stays relative: the store's now (the database's) decides
         params = self._params(Enqueue(spec.task, spec.args, {**spec.kwargs, **extra}, run_at=run_at,
-                                      expires_at=expires_at, **opts))  # fmt: skip
+                                      expires_at=expires_at, expires_in=expires_in, **opts))  # fmt: skip
         return params
 
     # -- reading and steering ------------------------------------------------------------

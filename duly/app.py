@@ -272,9 +272,7 @@ class App(ScheduleVerbs, AdminVerbs):
         max_attempts = (
             check_max_attempts(item.max_attempts) if item.max_attempts is not None else d.max_attempts
         )
-        run_at, delay, expires_at = resolve_times(
-            self.clock.now(), item.run_at, item.run_in, item.expires_at, item.expires_in
-        )
+        times = resolve_times(self.clock.now, item.run_at, item.run_in, item.expires_at, item.expires_in)
         kwargs = item.kwargs
         if type(kwargs) is not dict:  # a plain dict is the norm; anything else is checked
             kwargs = _as_kwargs(task_name, kwargs)
@@ -287,9 +285,10 @@ class App(ScheduleVerbs, AdminVerbs):
             kwargs_json=kwargs_json,
             queue=queue,
             priority=priority,
-            run_at=run_at,
-            delay=delay,
-            expires_at=expires_at,
+            run_at=times.run_at,
+            delay=times.delay,
+            expires_at=times.expires_at,
+            expires_in=times.expires_in,
             max_attempts=max_attempts,
             lease_seconds=d.lease,
             key=check_key(item.key),

@@ -122,7 +122,8 @@ class EnqueueParams:
     priority: int = 0
     run_at: datetime | None = None  # absolute; else ``delay`` seconds from the store's now
     delay: float | None = None
-    expires_at: datetime | None = None
+    expires_at: datetime | None = None  # absolute; else ``expires_in`` seconds from the store's now
+    expires_in: float | None = None
     max_attempts: int = 5
     lease_seconds: float = 60.0
     key: str | None = None

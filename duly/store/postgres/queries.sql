@@ -20,7 +20,9 @@ WITH ins AS (
     SELECT %(task)s::text, %(queue)s::text, %(args)s::jsonb, %(kwargs)s::jsonb,
            %(priority)s::integer, 'queued',
            coalesce(%(run_at)s::timestamptz, t.now + %(delay)s::float8 * interval '1 second'),
-           %(expires_at)s::timestamptz, %(key)s::text, %(max_attempts)s::integer,
+           coalesce(%(expires_at)s::timestamptz,
+                    t.now + %(expires_in)s::float8 * interval '1 second'),
+           %(key)s::text, %(max_attempts)s::integer,
            %(lease_seconds)s::float8, %(trigger_id)s::bigint, t.now, t.now
     FROM (SELECT coalesce(%(now)s::timestamptz, now()) AS now) AS t
     ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('queued','retrying','running')
@@ -45,7 +47,10 @@ WITH upd AS (
         run_at = coalesce(%(run_at)s::timestamptz,
                           coalesce(%(now)s::timestamptz, now())
                           + %(delay)s::float8 * interval '1 second'),
-        expires_at = %(expires_at)s::timestamptz, max_attempts = %(max_attempts)s::integer,
+        expires_at = coalesce(%(expires_at)s::timestamptz,
+                              coalesce(%(now)s::timestamptz, now())
+                              + %(expires_in)s::float8 * interval '1 second'),
+        max_attempts = %(max_attempts)s::integer,
         lease_seconds = %(lease_seconds)s::float8, trigger_id = %(trigger_id)s::bigint,
         errors = 0, cancel_requested = false, progress_done = NULL, progress_total = NULL,
         updated_at = coalesce(%(now)s::timestamptz, now())

@@ -370,9 +370,10 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     def _row_params(self, p: EnqueueParams, now: int) -> tuple[Any, ...]:
         run_at = _ts(p.run_at) if p.run_at is not None else now + _delay(p.delay or 0.0)
+        expires = now + _delay(p.expires_in) if p.expires_in is not None else _ts(p.expires_at)
         return (
             p.task, p.queue, p.args_json, p.kwargs_json, p.priority, run_at,
-            _ts(p.expires_at), p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
+            expires, p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
         )  # fmt: skip
 
     def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
