@@ -93,7 +93,7 @@ class ScheduleVerbs:
                  name: str | None = None, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
                  task_options: dict[str, Any] | None = None, **opts: Any) -> Callable[[Callable[..., Any]], Any]:  # fmt: skip
         """Decorator: register the function as a task and declare a cron or every trigger for it
-        (stored when a worker or ``drain`` first runs the scheduler)."""
+        (stored at the first tick, emit, webhook, run or read of a trigger)."""
         kind_spec = _kind_and_spec(cron, every, None, None, None, False, False)
         return self._declaring(kind_spec, tz, name, args, kwargs, task_options, opts)
 
@@ -141,6 +141,7 @@ class ScheduleVerbs:
         return result
 
     def trigger(self, name: str) -> Trigger:
+        self.scheduler.ensure_synced()  # a trigger declared in code is there before the first tick
         t: Trigger | None = self.store.get_trigger(name)
         if t is None:
             raise TriggerNotFound(f"no trigger named {name!r}")
