@@ -70,10 +70,10 @@ class ScheduleVerbs:
             name=name or task_name, kind=kind, task=task_name, spec=text, timezone=tz,
             args=list(args), kwargs=dict(kwargs or {}), queue=opts.pop("queue", None),
             priority=opts.pop("priority", None), max_attempts=opts.pop("max_attempts", None),
-            expires_in=to_seconds(expires_in) if expires_in is not None else None,
+            expires_in=expires_in,  # checked and turned into seconds by validate, as debounce
             catch_up=opts.pop("catch_up", CatchUp.LATEST), catch_up_limit=opts.pop("catch_up_limit", 100),
             start_at=opts.pop("start", None), end_at=opts.pop("end", None),
-            debounce=to_seconds(debounce) if debounce is not None else None, filter=opts.pop("filter", None),
+            debounce=debounce, filter=opts.pop("filter", None),
         )  # fmt: skip
         if opts:
             raise InvalidOption(f"unknown trigger option(s): {', '.join(sorted(opts))}")
