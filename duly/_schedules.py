@@ -195,7 +195,8 @@ class ScheduleVerbs:
 
     def run_at_least_within(self, name: str, within: Duration) -> Job:
         """Move the named recurring job's next run earlier, to now + ``within`` at the latest;
-        never later. Unknown name: JobNotFound."""
+        never later. While it runs, the bound is kept and applies to the run its handler
+        picks (or its retry). Unknown name: TriggerNotFound."""
         if not name:
             raise InvalidOption("missing name")
         job: Job | None = self.store.run_at_least_within(f"recurring:{name}", to_seconds(within))

@@ -64,17 +64,23 @@ SELECT {cols},
 FROM upd
 
 -- name: run_at_least_within
--- Bring the waiting job holding a key forward to now + %(seconds)s at the latest.
-WITH m AS (
+-- Bring the live job holding a key forward to now + %(seconds)s at the latest: a waiting
+-- one at once; a running one keeps the bound in run_by, applied when its attempt ends and
+-- it waits again (finish). A finish racing with this waits for the row lock, or makes
+-- this wait and then see the job waiting again (the row is re-read under the lock).
+WITH b AS (
+    SELECT coalesce(%(now)s::timestamptz, now()) + %(seconds)s::float8 * interval '1 second' AS bound
+), m AS (
     UPDATE {jobs}
-    SET run_at = least(run_at, coalesce(%(now)s::timestamptz, now())
-                               + %(seconds)s::float8 * interval '1 second'),
+    SET run_at = CASE WHEN state = 'running' THEN run_at ELSE least(run_at, b.bound) END,
+        run_by = CASE WHEN state = 'running' THEN least(run_by, b.bound) ELSE run_by END,
         updated_at = coalesce(%(now)s::timestamptz, now())
-    WHERE key = %(key)s::text AND state IN ('queued','retrying')
-    RETURNING *
+    FROM b
+    WHERE key = %(key)s::text AND state IN ('queued','retrying','running')
+    RETURNING {jobs}.*
 )
 SELECT {cols},
-       CASE WHEN run_at <= coalesce(%(now)s::timestamptz, now())
+       CASE WHEN state <> 'running' AND run_at <= coalesce(%(now)s::timestamptz, now())
             THEN pg_notify(%(channel)s::text, queue) IS NULL END
 FROM m
 
@@ -171,7 +177,9 @@ WHERE id = %(id)s::bigint AND attempt = %(attempt)s::integer AND state = 'runnin
 -- absolute run_at, errors delta (-1 resets), result, error summary, final; plus the attempt row.
 -- A job whose cancel was requested while it ran does not wait again: an outcome that would
 -- make it wait (retrying, or queued by a reschedule / snooze / interrupt) ends it cancelled;
--- the attempt row keeps its own outcome. SET expressions read the row as it was (j).
+-- the attempt row keeps its own outcome. A job that waits again runs no later than its
+-- run_by bound (run_at_least_within while it ran), which is then cleared. SET expressions
+-- read the row as it was (j): the latest version, locked in l.
 WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), v AS (
@@ -198,9 +206,12 @@ WITH t AS (
     SET state = CASE WHEN j.cancel_requested AND l.f_state IN ('retrying','queued')
                      THEN 'cancelled'
                      WHEN l.f_state = 'retrying' AND j.expires_at IS NOT NULL
-                          AND l.f_new_run_at >= j.expires_at
+                          AND least(l.f_new_run_at, j.run_by) >= j.expires_at
                      THEN 'expired' ELSE l.f_state END,
-        run_at = coalesce(l.f_new_run_at, j.run_at),
+        run_at = CASE WHEN l.f_state IN ('retrying','queued')
+                      THEN least(coalesce(l.f_new_run_at, j.run_at), j.run_by)
+                      ELSE coalesce(l.f_new_run_at, j.run_at) END,
+        run_by = NULL,
         errors = CASE WHEN l.f_delta < 0 THEN 0 ELSE j.errors + l.f_delta END,
         result = l.f_result::jsonb,
         last_error = coalesce(l.f_summary, j.last_error),
@@ -209,7 +220,7 @@ WITH t AS (
         finished_at = CASE WHEN l.f_final
                                 OR (j.cancel_requested AND l.f_state IN ('retrying','queued'))
                                 OR (l.f_state = 'retrying' AND j.expires_at IS NOT NULL
-                                    AND l.f_new_run_at >= j.expires_at)
+                                    AND least(l.f_new_run_at, j.run_by) >= j.expires_at)
                            THEN l.f_now END,
         progress_done = coalesce(l.f_progress_done, j.progress_done),
         progress_total = CASE WHEN l.f_progress_done IS NULL THEN j.progress_total

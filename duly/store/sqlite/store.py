@@ -575,7 +575,8 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         return self._job(row, now)
 
     def run_at_least_within(self, key: str, seconds: float) -> Job | None:
-        """Move the live job holding ``key`` to run no later than now + ``seconds``."""
+        """Move the live job holding ``key`` to run no later than now + ``seconds`` (a running
+        one keeps the bound for the run its attempt leads to)."""
         now = self._now()
         with self._write() as cur:
             row = cur.execute(self._q["run_at_least_within"], (key, now + _delay(seconds), now)).fetchone()
