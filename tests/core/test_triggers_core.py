@@ -69,14 +69,22 @@ def transitions(tz_name: str, year: int) -> list[datetime]:
     found = []
     t = datetime(year, 1, 1, tzinfo=UTC)
     off = t.astimezone(tz).utcoffset()
+    step = timedelta(hours=6)  # no zone changes its offset twice within 6 hours
     while t.year == year:
-        nxt = t + timedelta(minutes=15)
+        nxt = t + step
         if nxt.astimezone(tz).utcoffset() != off:
+            lo, hi = t, nxt  # the change is in (lo, hi]: bisect it to the minute
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                mid = mid.replace(second=0, microsecond=0)
+                if mid.astimezone(tz).utcoffset() == off:
+                    lo = mid
+                else:
+                    hi = mid
             off = nxt.astimezone(tz).utcoffset()
-            while (nxt - timedelta(minutes=1)).astimezone(tz).utcoffset() == off:
-                nxt -= timedelta(minutes=1)
-            found.append(nxt)
-        t += timedelta(minutes=15)
+            if hi.year == year:
+                found.append(hi)
+        t = nxt
     return found
 
 
@@ -422,6 +430,37 @@ def test_cron_next_in_utc_agrees_with_croniter(expr: str, after: datetime) -> No
     assert fires == [naive.get_next(datetime).replace(tzinfo=UTC) for _ in range(5)]
     assert fires[0] > after and all(b > a for a, b in pairwise(fires))
     assert chain(expr, None, after, 5) == fires  # no zone is UTC
+
+
+ZONES = ["Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "Australia/Lord_Howe"]
+RECENT = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2031, 1, 1)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(expr=CRON, tz_name=st.sampled_from(ZONES), after=RECENT)
+def test_cron_next_in_a_zone_agrees_with_croniter_between_offset_changes(
+    expr: str, tz_name: str, after: datetime
+) -> None:
+    """croniter on the zone's wall clock, each wall time placed with the zone's offset, is
+    what cron_next does too, except where the clocks change: a wall time the change skips
+    or repeats follows duly's documented rule (tested against its definition below), and so
+    do slots asked for just after a change. So the fire times are compared up to the first
+    change of the zone's offset after ``after`` (all of them in a zone without DST, such as
+    Asia/Kolkata), from an ``after`` at least 3 hours past the previous change."""
+    expr = normalise_cron(expr)
+    tz = ZoneInfo(tz_name)
+    fires = chain(expr, tz_name, after, 5)
+    years = range(after.year - 1, fires[-1].year + 1)
+    changes = sorted(c for y in years for c in transitions(tz_name, y) if c > after - timedelta(hours=3))
+    cutoff = changes[0] if changes else None
+    naive = croniter(expr, after.astimezone(tz).replace(tzinfo=None), second_at_beginning=len(expr.split()) == 6)
+    expected = [naive.get_next(datetime).replace(tzinfo=tz).astimezone(UTC) for _ in range(5)]
+    compared = [f for f in fires if cutoff is None or (after < cutoff and f < cutoff)]
+    assert compared == expected[: len(compared)]
+    if tz_name == "Asia/Kolkata":  # no change at all: every fire time agrees
+        assert fires == expected
 
 
 DST_ZONES = ["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Antarctica/Troll"]

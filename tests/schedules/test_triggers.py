@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -91,10 +92,32 @@ def test_every_with_start_and_end(app: duly.App, clock: duly.VirtualClock) -> No
     assert [j.run_at for j in jobs_of(app, "pulse")] == [T0 + timedelta(minutes=m) for m in (5, 15, 25, 35)]
 
 
-def test_cron_time_zone_and_dst(app: duly.App) -> None:
+def test_cron_time_zone_offset(app: duly.App) -> None:
     app.schedule("wake", cron="30 2 * * *", tz="Europe/Paris", name="paris")
     t = app.trigger("paris")
     assert t.next_fire_at == T0.replace(hour=1, minute=30) + timedelta(days=1)  # 02:30 CET = 01:30 UTC
+
+
+@pytest.mark.parametrize(
+    ("start", "fires"),
+    [  # Europe/Paris, 2030: clocks go forward on 31 March (02:00 -> 03:00), back on 27 October
+        (datetime(2030, 3, 29, 12, tzinfo=UTC), [(3, 30, 1, "02:30+0100"), (3, 31, 1, "03:30+0200"),
+                                                 (4, 1, 0, "02:30+0200")]),  # skipped 02:30 fires one hour later
+        (datetime(2030, 10, 25, 12, tzinfo=UTC), [(10, 26, 0, "02:30+0200"), (10, 27, 0, "02:30+0200"),
+                                                  (10, 28, 1, "02:30+0100")]),  # repeated 02:30 fires once
+    ],  # fmt: skip
+)
+def test_cron_time_zone_across_both_dst_changes(backend: Any, start: datetime, fires: list[tuple[Any, ...]]) -> None:
+    """A daily 02:30 in Europe/Paris through the stored trigger and the scheduler, each day
+    around a change of the clocks: one job a day, none lost, none doubled."""
+    clock = duly.VirtualClock(start)
+    app = backend.app(clock)
+    noop(app, "wake")
+    app.schedule("wake", cron="30 2 * * *", tz="Europe/Paris", name="paris")
+    drain(app, until=start + timedelta(days=3))
+    runs = [j.run_at for j in jobs_of(app, "wake")]
+    assert runs == [datetime(2030, m, d, h, 30, tzinfo=UTC) for m, d, h, _ in fires]
+    assert [r.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M%z") for r in runs] == [w for *_, w in fires]
 
 
 def test_periodic_declared_in_code_is_stored_at_first_tick(app: duly.App, clock: duly.VirtualClock) -> None:
