@@ -85,6 +85,11 @@ def _dt(us: int | None) -> datetime | None:
 _STATES = {s.value: s for s in JobState}
 
 
+def _plain_success(item: Finish) -> bool:
+    """A success whose result can travel inside the JSON batch of ``finish_succeeded``."""
+    return item.outcome is Outcome.SUCCEEDED and (item.result_json is None or item.result_json.isascii())
+
+
 def _delay(seconds: float) -> int:
     return int(round(seconds * 1_000_000))
 
@@ -485,25 +490,47 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     def finish(self, items: Sequence[Finish]) -> list[Finish]:
         now = self._now()
-        rows = [self._finish_params(item, now) for item in items]
+        # Plain successes (the bulk of any batch) go in one set-based statement; the rest
+        # item by item in one executemany. One transaction either way.
+        ok: list[Finish] = []
+        rest: list[Finish] = []
+        for i in items:
+            (ok if _plain_success(i) else rest).append(i)
         with self._write() as cur:
-            # Fast path: one executemany; when every item still held its job (the usual
-            # case) the attempts follow in one more. Otherwise redo item by item to learn
-            # which were stale.
-            cur.execute("SAVEPOINT duly_finish")
-            cur.executemany(self._q["finish_many"], rows)
-            if cur.rowcount == len(items):
-                cur.executemany(self._q["insert_attempt_from_job"], [self._attempt_params(i, now) for i in items])
-                cur.execute("RELEASE duly_finish")
-                stale: list[Finish] = []
-            else:
-                cur.execute("ROLLBACK TO duly_finish")
-                cur.execute("RELEASE duly_finish")
-                stale = self._finish_one_by_one(cur, items, rows, now)
+            stale = self._finish_succeeded(cur, ok, now) if ok else []
+            if rest:
+                stale += self._finish_others(cur, rest, now)
             crash_point("finish.in_transaction", items)
-        if any(plan_finish(i).state is JobState.QUEUED for i in items):
+        if rest and any(plan_finish(i).state is JobState.QUEUED for i in rest):
             self.doorbell.ring()
         return stale
+
+    def _finish_succeeded(self, cur: Any, items: Sequence[Finish], now: int) -> list[Finish]:
+        batch = json.dumps([[i.job_id, i.attempt, i.result_json, i.progress_done, i.progress_total] for i in items])
+        done = cur.execute(self._q["finish_succeeded"], (now, batch)).fetchall()
+        logs = {(i.job_id, i.attempt): i.log for i in items}
+        cur.executemany(
+            self._q["insert_attempt_succeeded"],
+            [(r[0], r[1], r[2], r[3], now, logs[r[0], r[1]]) for r in done],
+        )
+        if len(done) == len(items):
+            return []
+        written = {(r[0], r[1]) for r in done}
+        return [i for i in items if (i.job_id, i.attempt) not in written]
+
+    def _finish_others(self, cur: Any, items: Sequence[Finish], now: int) -> list[Finish]:
+        rows = [self._finish_params(item, now) for item in items]
+        # One executemany; when every item still held its job (the usual case) the attempts
+        # follow in one more. Otherwise redo item by item to learn which were stale.
+        cur.execute("SAVEPOINT duly_finish")
+        cur.executemany(self._q["finish_many"], rows)
+        if cur.rowcount == len(items):
+            cur.executemany(self._q["insert_attempt_from_job"], [self._attempt_params(i, now) for i in items])
+            cur.execute("RELEASE duly_finish")
+            return []
+        cur.execute("ROLLBACK TO duly_finish")
+        cur.execute("RELEASE duly_finish")
+        return self._finish_one_by_one(cur, items, rows, now)
 
     def _finish_params(self, item: Finish, now: int) -> tuple[Any, ...]:
         plan = plan_finish(item)
