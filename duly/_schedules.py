@@ -70,10 +70,10 @@ class ScheduleVerbs:
             name=name or task_name, kind=kind, task=task_name, spec=text, timezone=tz,
             args=list(args), kwargs=dict(kwargs or {}), queue=opts.pop("queue", None),
             priority=opts.pop("priority", None), max_attempts=opts.pop("max_attempts", None),
-            expires_in=to_seconds(expires_in) if expires_in is not None else None,
+            expires_in=expires_in,  # checked and turned into seconds by validate, as debounce
             catch_up=opts.pop("catch_up", CatchUp.LATEST), catch_up_limit=opts.pop("catch_up_limit", 100),
             start_at=opts.pop("start", None), end_at=opts.pop("end", None),
-            debounce=to_seconds(debounce) if debounce is not None else None, filter=opts.pop("filter", None),
+            debounce=debounce, filter=opts.pop("filter", None),
         )  # fmt: skip
         if opts:
             raise InvalidOption(f"unknown trigger option(s): {', '.join(sorted(opts))}")
@@ -93,7 +93,7 @@ class ScheduleVerbs:
                  name: str | None = None, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
                  task_options: dict[str, Any] | None = None, **opts: Any) -> Callable[[Callable[..., Any]], Any]:  # fmt: skip
         """Decorator: register the function as a task and declare a cron or every trigger for it
-        (stored when a worker or ``drain`` first runs the scheduler)."""
+        (stored at the first tick, emit, webhook, run or read of a trigger)."""
         kind_spec = _kind_and_spec(cron, every, None, None, None, False, False)
         return self._declaring(kind_spec, tz, name, args, kwargs, task_options, opts)
 
@@ -126,10 +126,11 @@ class ScheduleVerbs:
         expires_in = opts.pop("expires_in", None)
         run_at = slot if slot is not None else None
         expires_at = None
-        if expires_in is not None:
-            expires_at = (slot or self.clock.now()) + timedelta(seconds=expires_in)
+        if expires_in is not None and slot is not None:
+            expires_at, expires_in = slot + timedelta(seconds=expires_in), None
+        # without a slot, expires_in stays relative: the store's now (the database's) decides
         params = self._params(Enqueue(spec.task, spec.args, {**spec.kwargs, **extra}, run_at=run_at,
-                                      expires_at=expires_at, **opts))  # fmt: skip
+                                      expires_at=expires_at, expires_in=expires_in, **opts))  # fmt: skip
         return params
 
     # -- reading and steering ------------------------------------------------------------
@@ -140,6 +141,7 @@ class ScheduleVerbs:
         return result
 
     def trigger(self, name: str) -> Trigger:
+        self.scheduler.ensure_synced()  # a trigger declared in code is there before the first tick
         t: Trigger | None = self.store.get_trigger(name)
         if t is None:
             raise TriggerNotFound(f"no trigger named {name!r}")
@@ -193,7 +195,8 @@ class ScheduleVerbs:
 
     def run_at_least_within(self, name: str, within: Duration) -> Job:
         """Move the named recurring job's next run earlier, to now + ``within`` at the latest;
-        never later. Unknown name: JobNotFound."""
+        never later. While it runs, the bound is kept and applies to the run its handler
+        picks (or its retry). Unknown name: TriggerNotFound."""
         if not name:
             raise InvalidOption("missing name")
         job: Job | None = self.store.run_at_least_within(f"recurring:{name}", to_seconds(within))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -13,7 +13,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 from duly.core import defaults
 from duly.core.clock import Clock, SystemClock
 from duly.core.durations import Duration
-from duly.core.errors import ConfigurationError, DuplicateTask, EnqueueSkipped, InvalidOption, JobNotFound
+from duly.core.errors import DuplicateTask, EnqueueSkipped, InvalidArguments, InvalidOption, JobNotFound
 from duly.core.model import (
     Attempt,
     EnqueueParams,
@@ -44,7 +44,7 @@ from duly.runtime.hooks import Hooks
 from duly.runtime.scheduler import Scheduler
 from duly.runtime.worker import Worker
 from duly.store.base import Store
-from duly.store.url import open_store, redact_url, resolve_url
+from duly.store.url import backend_of, open_store, redact_url, resolve_url
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,7 +56,7 @@ class Enqueue:
 
     task: str
     args: Sequence[Any] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
     queue: str | None = None
     priority: int | None = None
     run_at: datetime | str | None = None
@@ -102,7 +102,7 @@ class Task(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Enqueue], conn: Any = None) -> list[int]:
         """Bulk enqueue: each item is a tuple of positional arguments or an ``Enqueue``."""
-        items = [c if isinstance(c, Enqueue) else Enqueue(self.name, tuple(c)) for c in calls]
+        items = [c if isinstance(c, Enqueue) else Enqueue(self.name, c) for c in calls]
         return self.app.enqueue_many(items, conn=conn)
 
 
@@ -136,10 +136,11 @@ class BoundTask(Generic[P, R]):
 class App(ScheduleVerbs, AdminVerbs):
     """A duly application: a database, its tasks, and the verbs to enqueue and steer jobs.
 
-    ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``; without it,
-    ``$DULY_DATABASE_URL``, else ``sqlite:///duly.db`` in the working directory. The
-    database is opened on first use (``app.store``); SQLite migrates itself, PostgreSQL
-    needs ``duly migrate`` (or ``auto_migrate=True``).
+    ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db`` (``postgres://`` and
+    ``postgresql+psycopg://`` too); without it, ``$DULY_DATABASE_URL``, else
+    ``sqlite:///duly.db`` in the working directory. The database is opened on first use
+    (``app.store``); SQLite migrates itself, PostgreSQL needs ``duly migrate`` (or
+    ``auto_migrate=True``).
     """
 
     def __init__(
@@ -153,12 +154,7 @@ class App(ScheduleVerbs, AdminVerbs):
         auto_migrate: bool = False,
     ) -> None:
         self.url = resolve_url(url)
-        scheme = self.url.split(":", 1)[0].lower()
-        if scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ConfigurationError(
-                f"unsupported database URL {redact_url(self.url)!r}: expected sqlite:///path.db "
-                "or postgresql://user@host/dbname"
-            )
+        backend_of(self.url)  # refuse an unsupported URL now, not on first use
         self.clock: Clock = clock or SystemClock()
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
@@ -276,21 +272,23 @@ class App(ScheduleVerbs, AdminVerbs):
         max_attempts = (
             check_max_attempts(item.max_attempts) if item.max_attempts is not None else d.max_attempts
         )
-        run_at, delay, expires_at = resolve_times(
-            self.clock.now(), item.run_at, item.run_in, item.expires_at, item.expires_in
-        )
-        args_json, kwargs_json = dump_arguments(
-            task_name, list(item.args), dict(item.kwargs or {}), self.max_payload_bytes
-        )
+        times = resolve_times(self.clock.now, item.run_at, item.run_in, item.expires_at, item.expires_in)
+        kwargs = item.kwargs
+        if type(kwargs) is not dict:  # a plain dict is the norm; anything else is checked
+            kwargs = _as_kwargs(task_name, kwargs)
+        # args and kwargs are passed as given: dump_arguments refuses what is not a list /
+        # tuple and a dict (converting first would store "abc" as ["a", "b", "c"])
+        args_json, kwargs_json = dump_arguments(task_name, item.args, kwargs, self.max_payload_bytes)
         return EnqueueParams(
             task=task_name,
             args_json=args_json,
             kwargs_json=kwargs_json,
             queue=queue,
             priority=priority,
-            run_at=run_at,
-            delay=delay,
-            expires_at=expires_at,
+            run_at=times.run_at,
+            delay=times.delay,
+            expires_at=times.expires_at,
+            expires_in=times.expires_in,
             max_attempts=max_attempts,
             lease_seconds=d.lease,
             key=check_key(item.key),
@@ -301,7 +299,7 @@ class App(ScheduleVerbs, AdminVerbs):
         self,
         task: str | Task[Any, Any],
         args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
         *,
         conn: Any = None,
         **options: Any,
@@ -318,7 +316,7 @@ class App(ScheduleVerbs, AdminVerbs):
         self,
         task: str | Task[Any, Any],
         args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
         *,
         conn: Any = None,
         **options: Any,
@@ -329,7 +327,7 @@ class App(ScheduleVerbs, AdminVerbs):
         if unknown:
             raise InvalidOption(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
         name = task.name if isinstance(task, Task) else task
-        params = self._params(Enqueue(name, tuple(args), dict(kwargs or {}), **options))
+        params = self._params(Enqueue(name, args, {} if kwargs is None else kwargs, **options))
         if self.hooks.has("before_enqueue") and not self.hooks.allow_enqueue(params):
             raise EnqueueSkipped(f"a before_enqueue hook declined a job of task {name!r}; nothing was written")
         return self.store.enqueue(params, conn=conn)
@@ -416,6 +414,16 @@ class _LazyStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._app.store, name)
+
+
+def _as_kwargs(task: str, kwargs: Any) -> dict[str, Any]:
+    """``kwargs`` that is not a plain dict: None means none, any other mapping is copied,
+    anything else is refused (a list of pairs is not taken for keywords)."""
+    if kwargs is None:
+        return {}
+    if isinstance(kwargs, Mapping):
+        return dict(kwargs)
+    raise InvalidArguments(f"kwargs of task {task!r} must be a mapping (a dict), got {type(kwargs).__name__}")
 
 
 def _check_concurrency(value: Any) -> int | None:

@@ -24,6 +24,7 @@ from duly.app import App, Task
 from duly.core.clock import VirtualClock
 from duly.core.model import Job
 from duly.core.states import JobState
+from duly.core.triggers import TriggerKind
 from duly.runtime.context import JobContext, _current
 from duly.runtime.executor import wants_context
 from duly.runtime.worker import Worker
@@ -52,9 +53,14 @@ async def adrain(
     concurrency: int = 32,
 ) -> DrainResult:
     """Run every due job in-process until none is left. Under a ``VirtualClock`` (and with
-    ``advance``) the clock then jumps to the next waiting job's run time and the drain goes
-    on, so hours of retries and schedules pass in milliseconds; it stops when no job is
-    waiting, or the next one is after ``until``. ``on_cycle(now)`` runs after each jump."""
+    ``advance``) the clock then jumps to the next due time and the drain goes on, so hours of
+    retries and schedules pass in milliseconds; it stops when nothing is due any more, or the
+    next due time is after ``until``. ``on_cycle(now)`` runs after each jump.
+
+    Due times are the waiting jobs' run times and the fire times of triggers that fire once:
+    ``at`` / ``in`` triggers and open debounce windows (an event trigger's job). Periodic
+    triggers (``cron``, ``every``) never run out, so the clock jumps to their slots only
+    with ``until``."""
     worker = Worker(app, queues=queues, concurrency=concurrency, worker_id="drain")
     result = DrainResult()
     clock = app.clock
@@ -71,10 +77,10 @@ async def adrain(
             if not (advance and getattr(clock, "virtual", False)):
                 break
             nxt = app.store.next_run_at(queues)
-            if until is not None:  # periodic triggers never run out: only jump to them until a time
-                fire = app.scheduler.next_fire_at()
-                if fire is not None and (nxt is None or fire < nxt):
-                    nxt = fire
+            # periodic triggers never run out: jump to them only until a time
+            fire = app.scheduler.next_fire_at() if until is not None else _next_one_shot_fire(app)
+            if fire is not None and (nxt is None or fire < nxt):
+                nxt = fire
             if nxt is not None and nxt <= clock.now():
                 stuck += 1
                 if stuck > 3:  # due but nothing claimable (e.g. other queues): stop
@@ -95,6 +101,18 @@ async def adrain(
     finally:
         worker.close()
     return result
+
+
+def _next_one_shot_fire(app: App) -> datetime | None:
+    """The next fire time of an active trigger that fires once: an ``at`` (or ``in``) trigger,
+    or an event / webhook trigger's open debounce window."""
+    if not hasattr(app, "scheduler"):
+        return None
+    app.scheduler.ensure_synced()
+    periodic = (TriggerKind.CRON, TriggerKind.EVERY)
+    times = [t.next_fire_at for t in app.store.list_triggers()
+             if t.next_fire_at is not None and not t.paused and t.spec.kind not in periodic]  # fmt: skip
+    return min(times, default=None)
 
 
 def drain(app: App, **kw: Any) -> DrainResult:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from duly.cli._common import app_options, console, guarded, open_app, print_json, when
+from duly.core.durations import parse_duration
 from duly.core.triggers import Trigger
 
 
@@ -65,6 +66,10 @@ def show_cmd(app_path: str | None, url: str | None, prefix: str, name: str, as_j
     for label, value in (
         ("name", t.spec.name), ("kind", t.spec.kind.value), ("rule", t.spec.spec), ("time zone", t.spec.timezone),
         ("task", t.spec.task), ("args", json.dumps(t.spec.args)), ("kwargs", json.dumps(t.spec.kwargs)),
+        ("job options", " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in t.spec.options().items()) or "-"),
+        ("start", when(t.spec.start_at)), ("end", when(t.spec.end_at)),
+        ("filter", json.dumps(t.spec.filter) if t.spec.filter else "-"),
         ("catch-up", f"{t.spec.catch_up.value} (limit {t.spec.catch_up_limit})"), ("paused", t.paused),
         ("missed slots", t.missed), ("status", state.status),
         ("last execution", f"{when(state.last_execution)} job {state.last_executed_job_id}"),
@@ -95,21 +100,32 @@ def show_cmd(app_path: str | None, url: str | None, prefix: str, name: str, as_j
 @click.option("--kwargs", "kwargs_json", default="{}")
 @click.option("--queue")
 @click.option("--priority", type=int)
+@click.option("--max-attempts", type=int, help="Attempts each job of the trigger gets.")
+@click.option("--expires-in", help="Each job expires this long after its slot, e.g. 30m.")
+@click.option("--start", help="Cron/every: first possible slot, ISO 8601 with offset.")
+@click.option("--end", help="Cron/every: no slot after this time, ISO 8601 with offset.")
+@click.option("--filter", "filter_json", help='Event: JSON object of field values the data must have, e.g. {"status": "paid"}.')
 @click.option("--catch-up", type=click.Choice(["skip", "latest", "all"]), default="latest", show_default=True)
+@click.option("--catch-up-limit", type=click.IntRange(min=1), help="With --catch-up all: at most this many missed slots.")
 @click.option("--debounce", help="Event/webhook: collect events for this long into one job.")
 @click.option("--json", "as_json", is_flag=True)
 @guarded
 def add_cmd(app_path: str | None, url: str | None, prefix: str, name: str, task: str, cron: str | None,
             every: str | None, at: str | None, in_: str | None, event: str | None, webhook: bool, manual: bool,
             tz: str | None, args_json: str, kwargs_json: str, queue: str | None, priority: int | None,
-            catch_up: str, debounce: str | None, as_json: bool) -> None:  # fmt: skip
+            max_attempts: int | None, expires_in: str | None, start: str | None, end: str | None,
+            filter_json: str | None, catch_up: str, catch_up_limit: int | None, debounce: str | None,
+            as_json: bool) -> None:  # fmt: skip
     """Add a trigger at run time."""
-    try:
-        args, kwargs = json.loads(args_json), json.loads(kwargs_json)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}") from None
+    args, kwargs = _json_option("--args", args_json), _json_option("--kwargs", kwargs_json)
+    flt = None if filter_json is None else _json_option("--filter", filter_json)
+    if flt is not None and not isinstance(flt, dict):
+        raise click.BadParameter("must be a JSON object of field: value", param_hint="--filter")
+    expires, window = _duration_option("--expires-in", expires_in), _duration_option("--debounce", debounce)
     app = open_app(app_path, url, prefix)
-    opts: dict[str, Any] = {k: v for k, v in dict(queue=queue, priority=priority, debounce=debounce).items() if v is not None}
+    given = dict(queue=queue, priority=priority, max_attempts=max_attempts, expires_in=expires, start=start,
+                 end=end, filter=flt, catch_up_limit=catch_up_limit, debounce=window)  # fmt: skip
+    opts: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     t = app.schedule(task, name=name, cron=cron, every=every, at=at, in_=in_, event=event, webhook=webhook,
                      manual=manual, tz=tz, args=args, kwargs=kwargs, catch_up=catch_up, **opts)  # fmt: skip
     if as_json:
@@ -118,6 +134,22 @@ def add_cmd(app_path: str | None, url: str | None, prefix: str, name: str, task:
     console.print(f"trigger {t.name!r} added; next fire {when(t.next_fire_at)}")
     if t.spec.secret:
         console.print(f"webhook URL: /hooks/{t.spec.secret}")
+
+
+def _duration_option(hint: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _json_option(hint: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=hint) from None
 
 
 def _simple(verb: str, method: str, doc: str) -> Any:

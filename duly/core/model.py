@@ -76,9 +76,24 @@ class Attempt:
 class QueueStats:
     queue: str
     counts: dict[JobState, int]
+    #: Running jobs whose lease has run out: their worker stopped renewing it. They are still
+    #: in ``counts[RUNNING]`` (the stored state) until a rescue records the attempt as lost.
+    lease_expired: int = 0
 
     def __getitem__(self, state: JobState | str) -> int:
         return self.counts.get(JobState(state), 0)
+
+    @property
+    def claimed(self) -> int:
+        """Running jobs under a live lease."""
+        return self[JobState.RUNNING] - self.lease_expired
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a worker: scheduled, queued, retrying, and running ones whose
+        lease has run out (no live worker holds them; the next rescue lets them run again)."""
+        waits = (JobState.SCHEDULED, JobState.QUEUED, JobState.RETRYING)
+        return sum(self[s] for s in waits) + self.lease_expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +124,8 @@ class EnqueueParams:
     priority: int = 0
     run_at: datetime | None = None  # absolute; else ``delay`` seconds from the store's now
     delay: float | None = None
-    expires_at: datetime | None = None
+    expires_at: datetime | None = None  # absolute; else ``expires_in`` seconds from the store's now
+    expires_in: float | None = None
     max_attempts: int = 5
     lease_seconds: float = 60.0
     key: str | None = None
@@ -154,7 +170,8 @@ class Finish:
     SUCCEEDED → succeeded; FAILED / TIMED_OUT → retrying in ``retry_in`` seconds (expired if
     that reaches ``expires_at``) or failed when ``retry_in`` is None; CANCELLED → cancelled;
     INTERRUPTED → queued again now (not counted); RESCHEDULED → queued at ``run_at`` or in
-    ``retry_in`` with the failure count reset; SNOOZED → same, keeping the count.
+    ``retry_in`` with the failure count reset; SNOOZED → same, keeping the count. A job whose
+    cancel was requested while it ran ends cancelled instead of waiting again.
     """
 
     job_id: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,16 +110,36 @@ def check_mode(value: Any) -> KeyMode:
         raise InvalidOption(f"mode must be one of new, ignore, replace; got {value!r}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Times:
+    """When a job runs and expires: absolute times, or seconds from the store's now.
+
+    Relative times (``delay``, ``expires_in``) go to the store as seconds so that the
+    database's clock decides them under the real clock on PostgreSQL (the process clock may
+    be off); under a virtual clock the store adds them to the clock's time."""
+
+    run_at: datetime | None = None
+    delay: float | None = None
+    expires_at: datetime | None = None
+    expires_in: float | None = None
+
+
+_NO_TIMES = Times()
+
+
 def resolve_times(
-    now: datetime,
+    now: Callable[[], datetime],
     run_at: Any,
     run_in: Duration | None,
     expires_at: Any,
     expires_in: Duration | None,
-) -> tuple[datetime | None, float | None, datetime | None]:
-    """Return (run_at, delay, expires_at), checking that expiry comes after the run time."""
+) -> Times:
+    """Check the run and expiry options, and that expiry comes after the run time.
+
+    Both relative (``run_in``, ``expires_in``) or both absolute are compared as given; a mix
+    of the two is compared against ``now()`` (the process clock: the only one at hand here)."""
     if run_at is None and run_in is None and expires_at is None and expires_in is None:
-        return None, None, None
+        return _NO_TIMES
     if run_at is not None and run_in is not None:
         raise InvalidOption("give run_at or run_in, not both")
     if expires_at is not None and expires_in is not None:
@@ -127,16 +148,22 @@ def resolve_times(
     delay = check_seconds(run_in, "run_in")
     exp = check_datetime(expires_at, "expires_at")
     exp_in = check_seconds(expires_in, "expires_in", positive=True)
-    if exp_in is not None:
-        exp = now + timedelta(seconds=exp_in)
-    if exp is not None:
-        start = at if at is not None else now + timedelta(seconds=delay or 0.0)
-        if exp <= start:
+    if exp_in is not None and at is None:
+        if timedelta(seconds=exp_in) <= timedelta(seconds=delay or 0.0):  # in microseconds, as stored
             raise InvalidOption(
-                f"expires_at {exp.isoformat()} is not after the run time {start.isoformat()}; "
+                f"expires_in of {exp_in:g} s is not after the run time ({delay or 0:g} s from now); "
                 "the job could never start"
             )
-    return at, delay, exp
+    elif exp is not None or exp_in is not None:
+        moment = now()
+        end = exp if exp is not None else moment + timedelta(seconds=exp_in or 0.0)
+        start = at if at is not None else moment + timedelta(seconds=delay or 0.0)
+        if end <= start:
+            raise InvalidOption(
+                f"expires_at {end.isoformat()} is not after the run time {start.isoformat()}; "
+                "the job could never start"
+            )
+    return Times(at, delay, exp, exp_in)
 
 
 @dataclass(frozen=True)

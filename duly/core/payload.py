@@ -92,11 +92,17 @@ def dump_arguments(
     kwargs: Any,
     max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> tuple[str, str]:
-    """Validate and serialise a job's arguments; the error names the task and the argument."""
+    """Validate and serialise a job's arguments; the error names the task and the argument.
+
+    ``args`` must be a list or tuple and ``kwargs`` a dict with string keys: anything else
+    (a string, a set, a dict for args...) is refused, never converted."""
     if not isinstance(args, (list, tuple)):
-        raise InvalidArguments(f"args of task {task!r} must be a list, got {type(args).__name__}")
+        raise InvalidArguments(f"args of task {task!r} must be a list or tuple, got {type(args).__name__}")
     if not isinstance(kwargs, dict):
         raise InvalidArguments(f"kwargs of task {task!r} must be a dict, got {type(kwargs).__name__}")
+    if kwargs and not all(isinstance(name, str) for name in kwargs):
+        bad = next(name for name in kwargs if not isinstance(name, str))
+        raise InvalidArguments(f"kwargs of task {task!r}: keyword {bad!r} is not a string")
     try:
         a = _encoder.encode(args)
         k = _encoder.encode(kwargs)

@@ -14,6 +14,12 @@ Stored states (the ``state`` column)::
     queued / retrying ──cancel──► cancelled
     queued / retrying ──expires_at reached before start──► expired
 
+A cancel asked while the job runs is a request (``cancel_requested``) that the worker
+delivers. It is never lost: an outcome that would make the job wait again (a retry, a
+reschedule, a snooze, an interrupt, or a rescue of its expired lease) ends it ``cancelled``
+instead; the attempt row keeps its real outcome. An ending outcome stands (``succeeded``,
+``failed``).
+
 ``scheduled`` is not stored: it is a ``queued`` job whose ``run_at`` is still in the future.
 It is shown as a state of its own everywhere a job is presented (API, CLI, dashboard).
 """

@@ -14,7 +14,7 @@ RESET = -1
 
 @dataclass(frozen=True, slots=True)
 class FinishPlan:
-    state: JobState  # RETRYING may still become EXPIRED in SQL, against expires_at
+    state: JobState  # RETRYING may still become EXPIRED (expires_at) or CANCELLED (cancel requested) in SQL
     errors_delta: int  # +1 counted, 0 not counted, RESET (-1) reset to zero
     delay: float | None  # new run_at = now + delay
     run_at: datetime | None  # or this absolute run_at

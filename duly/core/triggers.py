@@ -28,6 +28,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from duly.core.durations import parse_duration, to_seconds
 from duly.core.errors import InvalidOption
 from duly.core.model import EnqueueParams
+from duly.core.options import check_max_attempts, check_name, check_priority, check_seconds
 
 
 E = TypeVar("E", bound=enum.Enum)
@@ -192,6 +193,16 @@ def validate(t: TriggerSpec, now: datetime) -> TriggerSpec:
     """Check and normalise a trigger; InvalidOption names what is wrong."""
     if not t.name or not isinstance(t.name, str):
         raise InvalidOption("a trigger needs a non-empty name")
+    # the job options are checked now, not at each firing (where a bad one would fail the tick)
+    check_name(t.task, "task")
+    if t.queue is not None:
+        check_name(t.queue, "queue")
+    if t.priority is not None:
+        check_priority(t.priority)
+    if t.max_attempts is not None:
+        check_max_attempts(t.max_attempts)
+    if t.expires_in is not None:
+        t.expires_in = check_seconds(t.expires_in, "expires_in", positive=True)
     t.kind = _choice(TriggerKind, t.kind, "kind")
     t.catch_up = _choice(CatchUp, t.catch_up, "catch_up")
     limit = t.catch_up_limit
@@ -225,8 +236,13 @@ def validate(t: TriggerSpec, now: datetime) -> TriggerSpec:
             raise InvalidOption(f"event trigger {t.name!r} needs an event name (or pattern such as 'order.*')")
         if t.filter is not None and not isinstance(t.filter, dict):
             raise InvalidOption(f"event trigger {t.name!r}: filter must be a dict of field: value")
-    if t.debounce is not None and (t.debounce <= 0 or not math.isfinite(t.debounce)):
-        raise InvalidOption(f"trigger {t.name!r}: debounce must be a positive duration")
+    if t.debounce is not None:
+        try:
+            t.debounce = to_seconds(t.debounce)
+        except ValueError as exc:
+            raise InvalidOption(f"trigger {t.name!r}: debounce: {exc}") from None
+        if t.debounce <= 0 or not math.isfinite(t.debounce):
+            raise InvalidOption(f"trigger {t.name!r}: debounce must be a positive duration")
     if t.start_at and t.end_at and t.end_at <= t.start_at:
         raise InvalidOption(f"trigger {t.name!r}: end is not after start")
     return t

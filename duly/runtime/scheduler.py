@@ -44,18 +44,41 @@ class Scheduler:
     # -- definitions --------------------------------------------------------------------
 
     def declare(self, spec: TriggerSpec) -> None:
-        """A trigger declared in code; stored (or updated) at the first tick."""
+        """A trigger declared in code; stored (or updated) before the first use (``ensure_synced``)."""
         if spec.name in self.declared:
             raise InvalidOption(f"a trigger named {spec.name!r} is already declared")
         validate(spec, self.clock.now())
         self.declared[spec.name] = spec
         self._synced = False
 
-    def sync(self) -> None:
+    def sync(self, conn: Any = None) -> list[Trigger]:
+        """Store (or update) every trigger declared in code; return them as stored. With
+        ``conn``, in the caller's transaction (see ``ensure_synced``)."""
         now = self.clock.now()
-        for spec in self.declared.values():
-            self.store.add_trigger(spec, first_fire(spec, now), declared=True)
-        self._synced = True
+        extra = {} if conn is None else {"conn": conn}
+        stored = [self.store.add_trigger(spec, first_fire(spec, now), declared=True, **extra)
+                  for spec in list(self.declared.values())]  # fmt: skip
+        self._synced = conn is None
+        return stored
+
+    def ensure_synced(self, conn: Any = None) -> list[Trigger]:
+        """Store the triggers declared in code before the first use that reads or fires
+        triggers (a tick, an event, a webhook, a manual run, pausing, reading one): once,
+        and again after a later ``declare``. Without it an ``app.emit`` made before the
+        process's first tick found no ``@app.on_event`` trigger and was lost.
+
+        ``conn`` is the caller's connection of ``emit(..., conn=conn)``. On SQLite its
+        transaction may hold the database's write lock, which a write on another connection
+        would wait for: the declared triggers are then written in that transaction (undone
+        with it if it rolls back; returned, as only that transaction sees them) and synced
+        again at the next use without ``conn``. PostgreSQL writes them on its own connection.
+        """
+        if self._synced:
+            return []
+        if conn is not None and getattr(self.store, "declares_in_caller_transaction", False):
+            return self.sync(conn)
+        self.sync()
+        return []
 
     def add(self, spec: TriggerSpec) -> Trigger:
         now = self.clock.now()
@@ -69,8 +92,7 @@ class Scheduler:
 
     def tick(self) -> int:
         """Fire every due trigger; return the number of jobs made."""
-        if not self._synced:
-            self.sync()
+        self.ensure_synced()
         made = 0
         for trigger in self.store.due_triggers(100):
             made += self._fire_due(trigger)
@@ -98,8 +120,7 @@ class Scheduler:
         return len(ids or [])
 
     def next_fire_at(self) -> datetime | None:
-        if not self._synced:
-            self.sync()
+        self.ensure_synced()
         result: datetime | None = self.store.next_fire_at()
         return result
 
@@ -109,14 +130,18 @@ class Scheduler:
         """Deliver an application event to the event triggers that match it. Triggers without
         debounce make a job at once (inside ``conn``'s transaction when given); with debounce
         the first event opens a window and the window's job gets every event it collected."""
+        in_caller = [t for t in self.ensure_synced(conn) if t.spec.kind is TriggerKind.EVENT and not t.paused]
         made: list[int] = []
         event = {"name": name, "data": data, "at": self.clock.now().isoformat()}
-        for t in self.store.event_triggers():
+        found = {t.name: t for t in self.store.event_triggers()}
+        found.update((t.name, t) for t in in_caller)  # written in the caller's transaction
+        for t in found.values():
             if event_matches(t.spec.spec, t.spec.filter, name, data):
                 made.extend(self._deliver(t, event, conn))
         return made
 
     def webhook(self, secret: str, payload: Any) -> list[int]:
+        self.ensure_synced()
         t = self.store.trigger_by_secret(secret)
         if t is None or t.paused:
             raise TriggerNotFound("no active webhook trigger has this secret")
@@ -133,6 +158,7 @@ class Scheduler:
         return [result.job.id]
 
     def run_now(self, name: str) -> int:
+        self.ensure_synced()
         t = self.store.get_trigger(name)
         if t is None:
             raise TriggerNotFound(f"no trigger named {name!r}")
@@ -140,6 +166,7 @@ class Scheduler:
         return int(ids[0])
 
     def pause(self, name: str, paused: bool) -> Trigger:
+        self.ensure_synced()
         t = self.store.get_trigger(name)
         if t is None:
             raise TriggerNotFound(f"no trigger named {name!r}")

@@ -5,6 +5,7 @@ them in its thread pool, so the store's blocking calls never stall the event loo
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -78,15 +79,45 @@ ENQUEUE_FIELDS = {
 }  # fmt: skip
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object with a key given twice is refused (Python's json would keep the last)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"duplicate key {key!r} in a JSON object of the body")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_body(raw: bytes) -> Any:
+    """Strict JSON: no duplicate keys, no NaN or Infinity; ValueError says what is wrong."""
+    try:
+        return json.loads(raw or b"null", object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey:
+        raise
+    except RecursionError:
+        raise ValueError("body is not JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from None
+
+
 async def enqueue(request: Request) -> Response:
     request.app.state.guard.check_csrf(request)
     raw = await request.body()
     if len(raw) > MAX_BODY:
         return JSONResponse({"error": f"request body over {MAX_BODY} bytes"}, 413)
     try:
-        body = json.loads(raw or b"null")
+        body = parse_body(raw)
     except ValueError as exc:
-        return JSONResponse({"error": f"body is not JSON: {exc}"}, 400)
+        return JSONResponse({"error": str(exc)}, 400)
     if not isinstance(body, dict):
         return JSONResponse({"error": "body must be a JSON object with at least 'task'"}, 422)
     unknown = set(body) - ENQUEUE_FIELDS

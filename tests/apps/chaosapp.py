@@ -5,7 +5,9 @@
     DULY_TEST_URL        database URL (required)
     DULY_TEST_PREFIX     table prefix (default ``duly_``)
     DULY_CHAOS_LEDGER    the ledger's SQLite file (tests.chaos.ledger); required by ``work``
-    DULY_CHAOS_CRON      "1": declare the ``tick`` trigger, cron every second, catch-up "all"
+    DULY_CHAOS_CRON      "1": declare three ``tick`` triggers, cron every second, one per catch-up
+                         policy: ``every-second`` ("all"), ``every-second-skip``, ``every-second-latest``;
+                         a policy name ("all"): only that policy's trigger
 
 Every task has a short lease (``LEASE``), so the jobs of a killed or paused worker come back
 within seconds. The harness enqueues from its own App on which it calls ``register(app)``, so
@@ -22,6 +24,12 @@ from typing import Any
 import duly
 
 LEASE = 2.0
+#: DULY_CHAOS_CRON's triggers (check 7): name -> catch-up policy.
+CRON_TRIGGERS = {
+    "every-second": "all",
+    "every-second-skip": "skip",
+    "every-second-latest": "latest",
+}
 _ledger: Any = None
 _leaked: list[bytes] = []
 
@@ -87,10 +95,12 @@ def register(app: duly.App) -> duly.App:
     def unpicklable_result() -> Any:
         return threading.Lock()
 
-    if os.environ.get("DULY_CHAOS_CRON") == "1":
-        app.periodic(cron="* * * * * *", name="every-second", catch_up="all", catch_up_limit=1000)(
-            tick
-        )
+    cron = os.environ.get("DULY_CHAOS_CRON")
+    if cron:
+        for name, policy in CRON_TRIGGERS.items():
+            if cron != "1" and policy != cron:
+                continue
+            app.periodic(cron="* * * * * *", name=name, catch_up=policy, catch_up_limit=1000)(tick)
 
     return app
 

@@ -17,14 +17,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duly
-from duly._faults import EXIT_CODE
+from duly._faults import EXIT_CODE, POINTS
 from duly.core.model import Finish, Held
 from duly.core.states import JobState, Outcome
+from duly.core.triggers import MISFIRE_GRACE_SECONDS
+from tests.apps.chaosapp import CRON_TRIGGERS
 from tests.chaos.harness import Fleet, Place, children, drain, read_crash_log, rss_kib, wait_until
 from tests.chaos.ledger import Verdict, check
 
-#: The crash points a worker meets on every job (the scheduler's is check 7's).
+#: The crash points a worker meets on every job, and the scheduler's.
 JOB_POINTS = ("claim.committed", "handler.before", "finish.before", "finish.in_transaction")
+FIRE_POINT = "fire.between_slot_and_job"
+assert (*JOB_POINTS, FIRE_POINT) == POINTS, "a crash point the checks do not know"
 
 
 def _payloads(n: int, tag: str) -> list[str]:
@@ -96,13 +100,20 @@ def sigkill_workers(
 
 
 def crash_points(
-    make_place: Any, jobs: int, crashes: int, points: tuple[str, ...] = JOB_POINTS
+    make_place: Any, jobs: int, crashes: int, points: tuple[str, ...] = POINTS
 ) -> dict[str, Any]:
     """For each crash point: ``jobs`` jobs, two workers armed to crash there until ``crashes``
-    crashes happened (restarted at once), then the final drain with no faults."""
+    crashes happened (restarted at once), then the final drain with no faults. The
+    scheduler's point (``fire.between_slot_and_job``) is ``fire_crashes``."""
     out: dict[str, Any] = {}
     for point in points:
         place: Place = make_place(point)
+        if point == FIRE_POINT:
+            try:
+                out[point] = fire_crashes(place, crashes)
+            finally:
+                place.close()
+            continue
         crash_log = place.dir / "crashes.log"
         _enqueue_bulk(place, jobs, point, ms=1)
         fleet = Fleet(place)
@@ -161,6 +172,63 @@ def crash_points(
             fleet.cleanup()
             place.close()
     return out
+
+
+def fire_crashes(place: Place, crashes: int) -> dict[str, Any]:
+    """The scheduler's crash point: ``crashes`` schedulers in turn, each armed to crash at the
+    first slot it fires (after its slot row, before its job), on the catch-up ``all`` trigger
+    alone; then a clean scheduler. Each crash must leave no slot row (the row and its job
+    commit together or not at all), and the clean scheduler fires every slot, the crashed
+    ones included, exactly once."""
+    crash_log = place.dir / "crashes.log"
+    fleet = Fleet(place)
+    args = ("--queues", "none-served", "--concurrency", "1")
+    crashed_slots: list[datetime] = []
+    try:
+        for n in range(crashes):
+            p = fleet.start(*args, env=place.env(DULY_CHAOS_CRON="all", DULY_CRASH_AT=FIRE_POINT,
+                                                 DULY_CRASH_LOG=str(crash_log)))  # fmt: skip
+            code = wait_until(lambda: p.popen.poll(), 60, f"scheduler {n} to crash at {FIRE_POINT}")
+            assert code == EXIT_CODE, f"scheduler exited {code}, not by a crash; log:\n{p.log()}"
+            place.ledger.fault("crash", p.pid, FIRE_POINT)
+            lines = read_crash_log(place, crash_log)
+            assert len(lines) == n + 1 and lines[-1][:2] == (FIRE_POINT, p.pid), lines
+            crashed_slots.append(_crash_slot(crash_log.read_text().splitlines()[-1]))
+            with place.sql() as q:
+                orphans = q("SELECT count(*) FROM {slots} WHERE job_id IS NULL")[0][0]
+                jobs = q("SELECT count(*) FROM {jobs} WHERE trigger_id IS NOT NULL")[0][0]
+            assert orphans == 0 and jobs == 0, (
+                f"a crash left {orphans} slot rows without job, {jobs} jobs"
+            )
+        t0 = time.monotonic()
+        clean = fleet.start(*args, env=place.env(DULY_CHAOS_CRON="all"))
+        last = max(crashed_slots)
+        with place.sql() as q:
+            (trigger_id,) = q("SELECT id FROM {triggers} WHERE name = 'every-second'")[0]
+            fired = lambda: q("SELECT s.slot_at FROM {slots} s JOIN {jobs} j ON j.id = s.job_id "
+                              "WHERE s.trigger_id = ?", (trigger_id,))  # fmt: skip
+            wait_until(lambda: {_as_dt(r[0]) for r in fired()} >= set(crashed_slots), 30,
+                       "the clean scheduler to fire the crashed slots")  # fmt: skip
+            recover = time.monotonic() - t0
+            fleet.stop(clean)
+            jobs = q("SELECT run_at FROM {jobs} WHERE trigger_id = ?", (trigger_id,))
+            slots = q("SELECT slot_at, job_id FROM {slots} WHERE trigger_id = ?", (trigger_id,))
+    finally:
+        fleet.cleanup()
+    runs = Counter(_as_dt(r[0]) for r in jobs)
+    assert all(n == 1 for n in runs.values()), runs.most_common(3)
+    assert len(slots) == len(jobs) and all(j is not None for _s, j in slots)
+    times = sorted(runs)
+    assert all(b - a == timedelta(seconds=1) for a, b in zip(times, times[1:])), "a slot missed"
+    assert times[0] <= min(crashed_slots) and times[-1] >= last
+    return {"faults": len(crashed_slots), "slots_in_crashed_hands": len(set(crashed_slots)),
+            "slots": len(times), "doubled": 0, "missed": 0, "recover_s": round(recover, 1)}  # fmt: skip
+
+
+def _crash_slot(line: str) -> datetime:
+    """The slot of a crash line ``fire.between_slot_and_job PID (TRIGGER,'ISO')``."""
+    detail = line.split(" ", 2)[2]
+    return datetime.fromisoformat(detail.split("'")[1]).astimezone(UTC)
 
 
 # ---- 3. a paused worker ------------------------------------------------------------------
@@ -322,12 +390,25 @@ def _all_jobs(app: duly.App, ids: list[int]) -> list[duly.Job]:
 # ---- 4. PostgreSQL restarted under load ------------------------------------------------
 
 
+#: application_name of the workers' PostgreSQL sessions (libpq's PGAPPNAME), so that their
+#: backends, and only theirs, can be terminated.
+WORKER_APPNAME = "duly-chaos-worker"
+
+
 def postgres_restarts(
-    place: Place, server: Any, restarts: int, between: float, workers: int = 2
+    place: Place,
+    server: Any,
+    restarts: int,
+    between: float,
+    workers: int = 2,
+    terminations: int = 0,
 ) -> dict[str, Any]:
-    """Workers and an enqueuer run while ``server`` (pgserver) restarts ``restarts`` times;
-    after each restart the workers must complete a job within 10 s by themselves."""
+    """Workers and an enqueuer run while ``server`` (pgserver) is restarted ``restarts`` times
+    and, alternating with the restarts, every backend of the workers is killed with
+    ``pg_terminate_backend`` ``terminations`` times; after each fault the workers must
+    complete a job within 10 s by themselves, and nothing is lost."""
     from pgserver._commands import pg_ctl  # type: ignore[import-not-found]
+    import psycopg
 
     app = place.app()
     fleet = Fleet(place)
@@ -350,26 +431,51 @@ def postgres_restarts(
             counts["ok"] += 1
             time.sleep(0.002)
 
+    def restart() -> int:
+        pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=server.pgdata,
+               user=server.system_user, timeout=60)  # fmt: skip
+        return 0
+
+    def terminate() -> int:
+        """Terminate every backend of the workers (there must be some); how many."""
+        with psycopg.connect(place.url, autocommit=True) as conn:
+            sessions = lambda: conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (WORKER_APPNAME,)
+            ).fetchall()
+            pids = wait_until(sessions, 10, "the workers' PostgreSQL sessions")
+            for (pid,) in pids:
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            gone = lambda: not {r[0] for r in sessions()} & {pid for (pid,) in pids}
+            wait_until(gone, 10, "the terminated backends to go")
+        return len(pids)
+
+    plan: list[str] = []  # alternating: restart, terminate, restart, ...
+    for i in range(max(restarts, terminations)):
+        plan += ["pg_restart"] * (i < restarts) + ["pg_terminate_backend"] * (i < terminations)
     thread = threading.Thread(target=enqueuer, daemon=True)
-    recoveries = []
+    recoveries: dict[str, list[float]] = {"pg_restart": [], "pg_terminate_backend": []}
+    terminated = 0
+    worker_env = place.env(PGAPPNAME=WORKER_APPNAME)
     try:
-        procs = [fleet.start("--concurrency", "8") for _ in range(workers)]
+        procs = [fleet.start("--concurrency", "8", env=worker_env) for _ in range(workers)]
         thread.start()
-        time.sleep(between)
-        for _ in range(restarts):
-            pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=server.pgdata,
-                   user=server.system_user, timeout=60)  # fmt: skip
+        time.sleep(between)  # load before the first fault
+        for kind in plan:
+            if kind == "pg_restart":
+                restart()
+            else:
+                terminated += terminate()
             t_up = time.time()
-            place.ledger.fault("pg_restart", None)
+            place.ledger.fault(kind, None)
 
             def resumed() -> bool:
                 rows = place.ledger.rows("SELECT count(*) FROM runs WHERE event = 'end' AND at > ? AND pid IN (%s)"
                                          % ",".join(str(p.pid) for p in procs), (t_up,))  # fmt: skip
                 return bool(rows[0][0])
 
-            wait_until(resumed, 10, "the workers to complete a job within 10 s of the restart")
-            recoveries.append(time.time() - t_up)
-            time.sleep(between)
+            wait_until(resumed, 10, f"the workers to complete a job within 10 s of {kind}")
+            recoveries[kind].append(time.time() - t_up)
+            time.sleep(between)  # load between faults
         stop.set()
         thread.join(30)
         for p in procs:
@@ -382,8 +488,11 @@ def postgres_restarts(
     finally:
         stop.set()
         fleet.cleanup()
-    return {**v.figures(), "faults": restarts, "recover_s": round(max(recoveries), 2),
-            "recover_each_s": [round(r, 2) for r in recoveries]}  # fmt: skip
+    every = recoveries["pg_restart"] + recoveries["pg_terminate_backend"]
+    return {**v.figures(), "faults": len(plan), "restarts": restarts, "terminations": terminations,
+            "backends_terminated": terminated, "recover_s": round(max(every), 2),
+            "recover_each_restart_s": [round(r, 2) for r in recoveries["pg_restart"]],
+            "recover_each_termination_s": [round(r, 2) for r in recoveries["pg_terminate_backend"]]}  # fmt: skip
 
 
 # ---- 5. many processes on one SQLite file -------------------------------------------------
@@ -544,25 +653,52 @@ def one_key(place: Place, processes: int, per_process: int) -> dict[str, Any]:
 
 # ---- 7. schedulers killed and restarted ------------------------------------------------
 
+#: A slot fired within this many seconds of its time is on time (duly.core.triggers).
+GRACE = timedelta(seconds=MISFIRE_GRACE_SECONDS)
+
 
 def schedulers(
-    place: Place, count: int, seconds: float, kill_every: float, crash_rate: float = 0.0
+    place: Place,
+    count: int,
+    seconds: float,
+    kill_every: float,
+    crash_rate: float = 0.0,
+    outages: int = 1,
+    outage_s: float = 8.0,
 ) -> dict[str, Any]:
-    """``count`` schedulers (workers serving no queue) with a cron every second, killed and
-    restarted at random for ``seconds``; with ``crash_rate``, some are also armed to crash
-    between a slot's row and its job. Then: exactly one job per slot, no slot missed."""
+    """``count`` schedulers (workers serving no queue) with three triggers, cron every second,
+    one per catch-up policy (tests.apps.chaosapp.CRON_TRIGGERS), killed and restarted at random
+    for ``seconds``; ``outages`` times, every scheduler is killed and none runs for
+    ``outage_s`` (longer than the misfire grace), so that slots come due with nobody there.
+    With ``crash_rate``, schedulers are also armed to crash between a slot's row and its job
+    (and at least one must). Then, per trigger: exactly one job per slot, a slot row for each
+    job; ``all`` fills every slot; ``skip`` fires no late slot and misses some in each outage;
+    ``latest`` fires the last missed slot of each outage late, and only it; for every policy
+    jobs + the trigger's missed count = the slots that came due."""
     fleet = Fleet(place)
     crash_log = place.dir / "crashes.log"
     env = lambda: place.env(DULY_CHAOS_CRON="1", **({"DULY_CRASH_AT": "fire.between_slot_and_job",
                             "DULY_CRASH_RATE": str(crash_rate), "DULY_CRASH_LOG": str(crash_log)} if crash_rate else {}))  # fmt: skip
     args = ("--queues", "none-served", "--concurrency", "1")
     kills = 0
+    downs: list[tuple[datetime, datetime]] = []
     t_start = datetime.now(UTC)
     try:
         procs = [fleet.start(*args, env=env()) for _ in range(count)]
-        end = time.monotonic() + seconds
+        t0 = time.monotonic()
+        end = t0 + seconds
+        outage_at = [seconds * (i + 1) / (outages + 1) for i in range(outages)]
         while time.monotonic() < end:
-            time.sleep(kill_every)
+            time.sleep(kill_every)  # the pace of the faults
+            if outage_at and time.monotonic() - t0 >= outage_at[0]:
+                outage_at.pop(0)
+                down = datetime.now(UTC)
+                for p in procs:
+                    fleet.kill(p, kind="outage")
+                time.sleep(outage_s)  # the outage itself: nobody schedules
+                procs = [fleet.start(*args, env=env()) for _ in range(count)]
+                downs.append((down, datetime.now(UTC)))
+                continue
             i = random.randrange(count)
             if procs[i].alive():
                 fleet.kill(procs[i])
@@ -574,32 +710,73 @@ def schedulers(
         # one clean scheduler fires whatever is due, then everything stops
         for p in procs:
             fleet.kill(p)
-        time.sleep(0.2)
+        for p in procs:
+            wait_until(lambda: not p.alive(), 10, "a killed scheduler to go")
         clean = fleet.start(*args, env=place.env(DULY_CHAOS_CRON="1"))
-        time.sleep(3)
+        names = tuple(CRON_TRIGGERS)
+
+        def caught_up() -> bool:
+            with place.sql() as q:
+                rows = q("SELECT next_fire_at FROM {triggers} WHERE name IN (?, ?, ?)", names)
+            return len(rows) == 3 and all(
+                _as_dt(r[0]) > t_stop + timedelta(seconds=2) for r in rows
+            )
+
+        wait_until(caught_up, 30, "the clean scheduler to fire every due slot")
         fleet.stop(clean)
         crashes = len(read_crash_log(place, crash_log))
         with place.sql() as q:
-            (trigger_id,) = q("SELECT id FROM {triggers} WHERE name = 'every-second'")[0]
-            jobs = q("SELECT run_at FROM {jobs} WHERE trigger_id = ?", (trigger_id,))
-            slots = q("SELECT slot_at, job_id FROM {slots} WHERE trigger_id = ?", (trigger_id,))
+            triggers = q("SELECT id, name, catch_up, missed, next_fire_at FROM {triggers} "
+                         "WHERE name IN (?, ?, ?)", names)  # fmt: skip
+            per: dict[str, Any] = {}
+            for trigger_id, name, policy, missed, next_fire in triggers:
+                jobs = q("SELECT run_at FROM {jobs} WHERE trigger_id = ?", (trigger_id,))
+                slots = q("SELECT s.slot_at, s.job_id, j.created_at FROM {slots} s "
+                          "LEFT JOIN {jobs} j ON j.id = s.job_id WHERE s.trigger_id = ?", (trigger_id,))  # fmt: skip
+                per[name] = (policy, missed, _as_dt(next_fire), jobs, slots)
     finally:
         fleet.cleanup()
-    runs = Counter(_as_dt(r[0]) for r in jobs)
-    doubled = {k: n for k, n in runs.items() if n > 1}
-    assert not doubled, f"slots with more than one job: {sorted(doubled.items())[:5]}"
-    assert all(j is not None for _s, j in slots), "a slot row without its job"
-    assert len(slots) == len(jobs), (len(slots), len(jobs))
-    times = sorted(runs)
-    gaps = [(a, b) for a, b in zip(times, times[1:]) if (b - a) != timedelta(seconds=1)]
-    assert not gaps, f"slots missed (catch-up 'all' must fill them): {gaps[:5]}"
-    assert (
-        times
-        and times[0] <= t_start + timedelta(seconds=15)
-        and times[-1] >= t_stop - timedelta(seconds=2)
-    )
-    return {"slots": len(times), "jobs": len(jobs), "faults": kills + crashes, "kills": kills,
-            "crashes_between_slot_and_job": crashes, "doubled": 0, "missed": 0}  # fmt: skip
+    if crash_rate:
+        assert crashes >= 1, "armed at fire.between_slot_and_job, no scheduler ever crashed there"
+    figures: dict[str, Any] = {}
+    for name, (policy, missed, next_fire, jobs, slots) in sorted(per.items()):
+        assert policy == CRON_TRIGGERS[name], (name, policy)
+        runs = Counter(_as_dt(r[0]) for r in jobs)
+        doubled = {k: n for k, n in runs.items() if n > 1}
+        assert not doubled, f"{name}: slots with more than one job: {sorted(doubled.items())[:5]}"
+        assert all(j is not None for _s, j, _c in slots), f"{name}: a slot row without its job"
+        assert len(slots) == len(jobs), (name, len(slots), len(jobs))
+        delay = {_as_dt(s): _as_dt(c) - _as_dt(s) for s, _j, c in slots}
+        times = sorted(delay)
+        assert times and times[0] <= t_start + timedelta(seconds=15), (name, times[:1], t_start)
+        assert times[-1] >= t_stop - timedelta(seconds=2), (name, times[-1:], t_stop)
+        # every slot that came due either got its job or was counted missed
+        due = round((next_fire - times[0]).total_seconds())
+        assert len(jobs) + missed == due, (name, len(jobs), missed, due)
+        gaps = [(a, b) for a, b in zip(times, times[1:]) if (b - a) != timedelta(seconds=1)]
+        late = [s for s in times if delay[s] > GRACE]
+        if policy == "all":
+            assert not gaps and missed == 0, (
+                f"slots missed (catch-up 'all' must fill them): {gaps[:5]}"
+            )
+            assert len(late) >= len(downs), (name, "the outages' slots were not caught up late")
+        elif policy == "skip":
+            # a slot is fired only on time (within the grace, plus the transaction's own time)
+            over = [(s, delay[s]) for s in times if delay[s] > GRACE + timedelta(seconds=1.5)]
+            assert not over, f"{name}: late slots fired: {over[:5]}"
+        else:  # latest: each run of missed slots ends with its last slot fired late
+            early = [(b, delay[b]) for _a, b in gaps if delay[b] <= GRACE]
+            assert not early, f"{name}: a gap not closed by its latest slot fired late: {early[:5]}"
+        if policy != "all":
+            for down, up in downs:
+                inside = [(a, b) for a, b in gaps if a < up and b > down]
+                assert inside, f"{name}: no slot missed in the outage {down:%T}-{up:%T}"
+        figures[f"{policy}: slots fired"] = len(times)
+        figures[f"{policy}: missed (counted by the trigger)"] = missed
+        figures[f"{policy}: fired late"] = len(late)
+        figures[f"{policy}: doubled"] = 0
+    return {"faults": kills + crashes + len(downs), "kills": kills, "outages": len(downs),
+            "crashes_between_slot_and_job": crashes, **figures}  # fmt: skip
 
 
 def _as_dt(value: Any) -> datetime:

@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import duly
+from duly._faults import POINTS
 from duly.core.errors import DulyError
 from tests.chaos import checks
 from tests.chaos.harness import Place
-from tests.chaos.inputs import bad_input
+from tests.chaos.inputs import API_TOKEN, api_consistency, bad_input
 from tests.conftest import Backend
 
 pytestmark = pytest.mark.chaos
@@ -55,7 +56,9 @@ def test_2_each_crash_point_in_turn(backend: Backend, tmp_path: Path) -> None:
 
     figures = checks.crash_points(make, jobs=150, crashes=2)
     print(figures)
-    assert all(f["faults"] >= 2 for f in figures.values())
+    # every crash point in duly, the scheduler's included, was reached and crashed there
+    assert set(figures) == set(POINTS)
+    assert all(f["faults"] >= 2 for f in figures.values()), figures
 
 
 def test_3_paused_worker_changes_nothing_real_processes(place: Place) -> None:
@@ -83,14 +86,19 @@ def private_postgres() -> Iterator[Any]:
         server.cleanup()
 
 
-def test_4_postgres_restarted_under_load(private_postgres: Any, tmp_path: Path) -> None:
+def test_4_postgres_restarted_and_backends_terminated_under_load(
+    private_postgres: Any, tmp_path: Path
+) -> None:
     place = Place.make("postgres", tmp_path / "place", private_postgres.get_uri())
     try:
-        figures = checks.postgres_restarts(place, private_postgres, restarts=2, between=2.0)
+        figures = checks.postgres_restarts(
+            place, private_postgres, restarts=2, terminations=2, between=2.0
+        )
     finally:
         place.close()
     print(figures)
-    assert figures["recover_s"] < 10
+    assert figures["recover_s"] < 10 and figures["faults"] == 4
+    assert figures["backends_terminated"] >= 2 and figures["lost"] == 0
 
 
 def test_5_many_processes_on_one_sqlite_file(tmp_path: Path) -> None:
@@ -111,7 +119,11 @@ def test_7_schedulers_killed_and_restarted(place: Place) -> None:
 
         if not hasattr(PostgresStore, "fire"):
             pytest.skip("the PostgreSQL trigger store is not there yet")
-    print(checks.schedulers(place, count=3, seconds=12.0, kill_every=1.0, crash_rate=0.05))
+    figures = checks.schedulers(place, count=3, seconds=16.0, kill_every=1.0, crash_rate=0.2,
+                                outages=1, outage_s=8.0)  # fmt: skip
+    print(figures)
+    # 3 triggers x ~24 slots at 0.2 a pass: no crash at all has odds of about 1e-7
+    assert figures["crashes_between_slot_and_job"] >= 1 and figures["outages"] == 1
 
 
 def test_8_handlers_that_misbehave(place: Place) -> None:
@@ -222,3 +234,40 @@ def test_9_hypothesis_enqueue_keeps_the_store_consistent(backend: Backend) -> No
     seen = enqueue_consistency(backend.app(), max_examples=150)
     print(seen)
     assert seen["accepted"] and seen["refused"]
+
+
+def test_9_hypothesis_json_api_keeps_the_store_consistent(backend: Backend) -> None:
+    seen = api_consistency(backend.app(), max_examples=150)
+    print(seen)
+    assert "500" not in seen and seen.get("201") and seen.get("400") and seen.get("422")
+
+
+def test_9_json_api_refuses_duplicate_keys(backend: Backend) -> None:
+    """Python's json keeps the last of two equal keys; the API refuses the body instead."""
+    import httpx
+
+    from duly.web.server import serve_in_thread
+
+    app = backend.app()
+    server = serve_in_thread(app, port=0, token=API_TOKEN)
+    cases = [
+        (b'{"task": "work", "priority": 1, "priority": 99}', "priority"),
+        (b'{"task": "work", "task": "other"}', "task"),
+        (b'{"task": "work", "kwargs": {"eur": 5, "eur": 500}}', "eur"),
+        (b'{"task": "work", "args": [{"a": 1, "b": 2, "a": 3}]}', "a"),
+    ]
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {API_TOKEN}"}
+        ) as http:
+            for body, key in cases:
+                r = http.post("/api/jobs", content=body)
+                assert r.status_code == 400, (body, r.status_code, r.text)
+                assert f"duplicate key '{key}'" in r.json()["error"], r.json()
+            assert app.jobs() == []
+            ok = http.post("/api/jobs", content=b'{"task": "work", "kwargs": {"eur": 5}}')
+            assert ok.status_code == 201 and app.get_job(ok.json()["job"]["id"]).kwargs == {
+                "eur": 5
+            }
+    finally:
+        server.stop()

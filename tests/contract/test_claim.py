@@ -101,6 +101,31 @@ def test_expired_lease_is_rescued_and_the_old_holder_fenced_out_seed_001_7(
     assert attempts[0].error_type == "LeaseExpired"
 
 
+def test_taken_over_attempt_keeps_its_row_and_the_new_holder_has_its_own_seed_001_8(
+    app: duly.App, clock: duly.VirtualClock
+) -> None:
+    """The seed marks the victim's log row ``stolen_by`` the thief. duly records the victim's
+    attempt as ``lost`` when the lease is rescued (the thief is not known yet); the attempt
+    that took over is the next row, naming its own worker, with its own log."""
+    job = app.enqueue("t")
+    victim = claim_one(app, "victim")
+    clock.advance(seconds=61)
+    app.store.rescue()
+    rescued_at = clock.now()
+    clock.advance(seconds=1)
+    thief = claim_one(app, "thief")
+    assert fail(app, victim, retry_in=0, log="victim's late log") != []  # fenced out
+    assert succeed(app, thief, log="thief's log") == []
+    lost, won = app.attempts(job.id)
+    assert (lost.attempt, lost.worker_id, lost.outcome, lost.finished_at, lost.log) == (
+        1, "victim", Outcome.LOST, rescued_at, None,
+    )
+    assert lost.error_type == "LeaseExpired" and "victim" in (lost.error_message or "")
+    assert (won.attempt, won.worker_id, won.outcome, won.started_at, won.log) == (
+        2, "thief", Outcome.SUCCEEDED, rescued_at + timedelta(seconds=1), "thief's log",
+    )
+
+
 def test_lost_attempts_count_and_exhaust_the_job(app: duly.App, clock: duly.VirtualClock) -> None:
     job = app.enqueue("t", max_attempts=1)
     claim_one(app)
@@ -182,4 +207,16 @@ def test_claimed_then_cancelled_job_completed_by_holder_seed_001_21(app: duly.Ap
     app.cancel(job.id)
     assert succeed(app, job) == []
     assert app.get_job(job.id).state is JobState.SUCCEEDED
+    assert claim(app) == []
+
+
+def test_claimed_then_cancelled_job_failed_by_holder_is_never_claimable_seed_001_21(
+    app: duly.App, clock: duly.VirtualClock
+) -> None:
+    app.enqueue("t", max_attempts=5)
+    job = claim_one(app)
+    app.cancel(job.id)
+    assert fail(app, job, retry_in=0) == []
+    assert app.get_job(job.id).state is JobState.CANCELLED
+    clock.advance(hours=1)
     assert claim(app) == []

@@ -35,7 +35,7 @@ def test_task_enqueue_uses_task_defaults(app: duly.App) -> None:
     assert (over.queue, over.priority, over.run_at) == ("urgent", 9, T0 + timedelta(hours=1))
 
 
-def test_task_name_can_be_set_and_registering_twice_is_an_error(app: duly.App) -> None:
+def test_task_name_can_be_set_and_registering_twice_is_an_error_seed_000_15(app: duly.App) -> None:
     @app.task(name="reports.build")
     def build() -> None: ...
 
@@ -77,6 +77,65 @@ def test_non_json_arguments_are_refused_and_nothing_is_written(
         app.enqueue("t", args=args, kwargs=kwargs)
     assert fragment in str(info.value)
     assert app.jobs() == []
+
+
+BAD_SHAPES = [
+    ({"args": "abc"}, "args of task 't' must be a list or tuple, got str"),
+    ({"args": {"a": 1}}, "args of task 't' must be a list or tuple, got dict"),
+    ({"args": {1, 2}}, "args of task 't' must be a list or tuple, got set"),
+    ({"args": b"ab"}, "args of task 't' must be a list or tuple, got bytes"),
+    ({"args": None}, "args of task 't' must be a list or tuple, got NoneType"),
+    ({"kwargs": [1]}, "kwargs of task 't' must be a mapping (a dict), got list"),
+    ({"kwargs": [("a", 1)]}, "kwargs of task 't' must be a mapping (a dict), got list"),
+    ({"kwargs": "a=1"}, "kwargs of task 't' must be a mapping (a dict), got str"),
+    ({"kwargs": {1: "x"}}, "kwargs of task 't': keyword 1 is not a string"),
+    ({"kwargs": {"ok": 1, None: 2}}, "kwargs of task 't': keyword None is not a string"),
+]
+
+
+@pytest.mark.parametrize(("shape", "message"), BAD_SHAPES)
+def test_args_and_kwargs_of_the_wrong_shape_are_refused_naming_them(
+    app: duly.App, shape: dict[str, object], message: str
+) -> None:
+    with pytest.raises(duly.InvalidArguments) as info:
+        app.enqueue("t", **shape)  # type: ignore[arg-type]
+    assert str(info.value) == message
+    assert app.jobs() == []
+
+
+@pytest.mark.parametrize(("shape", "message"), BAD_SHAPES)
+def test_bulk_enqueue_refuses_wrong_shapes_before_writing_anything(
+    app: duly.App, shape: dict[str, object], message: str
+) -> None:
+    items = [duly.Enqueue("t", args=[i]) for i in range(50)] + [duly.Enqueue("t", **shape)]  # type: ignore[arg-type]
+    with pytest.raises(duly.InvalidArguments) as info:
+        app.enqueue_many(items)
+    assert str(info.value) == message
+    assert app.jobs() == []
+
+
+def test_task_enqueue_refuses_wrong_shapes_and_writes_nothing(app: duly.App) -> None:
+    @app.task(name="t")
+    def t(*args: object, **kwargs: object) -> None: ...
+
+    with pytest.raises(duly.InvalidArguments, match="task 't': argument 0 is a set"):
+        t.enqueue({1})
+    with pytest.raises(duly.InvalidArguments, match="task 't': argument 'x' is a set"):
+        t.options(priority=1).enqueue(x={1})
+    with pytest.raises(duly.InvalidArguments, match="args of task 't' must be a list or tuple, got str"):
+        t.enqueue_many([(1,), "ab"])  # a string is not a tuple of arguments
+    assert app.jobs() == []
+    assert app.get_job(t.enqueue(*"ab").id).args == ["a", "b"]  # unpacked by the caller: fine
+
+
+def test_args_tuple_and_any_mapping_for_kwargs_are_accepted(app: duly.App) -> None:
+    from types import MappingProxyType
+
+    job = app.enqueue("t", args=(1, "a"), kwargs=MappingProxyType({"k": [1]}))
+    assert (app.get_job(job.id).args, app.get_job(job.id).kwargs) == ([1, "a"], {"k": [1]})
+    bulk = app.enqueue_many([duly.Enqueue("t", args=(2,), kwargs=MappingProxyType({"k": 2}))])
+    assert (app.get_job(bulk[0]).args, app.get_job(bulk[0]).kwargs) == ([2], {"k": 2})
+    assert app.get_job(app.enqueue("t", kwargs=None).id).kwargs == {}
 
 
 def test_payload_size_limit(backend: Backend, clock: duly.VirtualClock) -> None:

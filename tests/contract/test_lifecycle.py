@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 import duly
+from duly.core.model import ErrorInfo, Finish, Held
 from duly.core.states import JobState, Outcome
 from tests.conftest import T0
 from tests.helpers import claim, claim_one, fail, succeed
@@ -132,6 +133,64 @@ def test_stats_seed_001_10_11(app: duly.App, clock: duly.VirtualClock) -> None:
     assert counts() == {JobState.SCHEDULED: 1, JobState.RETRYING: 1, JobState.CANCELLED: 9}
 
 
+def test_expired_claim_counts_as_waiting_in_stats_seed_001_12(app: duly.App, clock: duly.VirtualClock) -> None:
+    """A claim whose lease ran out is still stored ``running`` (until a rescue records the
+    attempt lost), and stats count it apart: waiting, not claimed."""
+    app.enqueue("t")
+    claim_one(app)
+    clock.advance(seconds=60)  # the lease ends at T0+60: still held at exactly that time
+    (q,) = app.stats()
+    assert (q[JobState.RUNNING], q.lease_expired, q.claimed, q.waiting) == (1, 0, 1, 0)
+    clock.advance(seconds=1)
+    (q,) = app.stats()
+    assert (q[JobState.RUNNING], q.lease_expired, q.claimed, q.waiting) == (1, 1, 0, 1)
+    app.store.rescue()
+    (q,) = app.stats()
+    assert (q[JobState.RUNNING], q[JobState.RETRYING], q.lease_expired, q.claimed, q.waiting) == (0, 1, 0, 0, 1)
+
+
+def test_future_job_is_not_counted_due_until_its_time_seed_001_19(app: duly.App, clock: duly.VirtualClock) -> None:
+    app.enqueue("t", run_in="1h")
+
+    def due_and_scheduled() -> tuple[int, int]:
+        (q,) = app.stats()
+        return q[JobState.QUEUED], q[JobState.SCHEDULED]
+
+    assert due_and_scheduled() == (0, 1)
+    clock.advance(minutes=59, seconds=59)
+    assert due_and_scheduled() == (0, 1)
+    clock.advance(seconds=1)
+    assert due_and_scheduled() == (1, 0)
+
+
+def test_succeeded_job_ends_and_is_never_claimed_again_seed_000_6(app: duly.App, clock: duly.VirtualClock) -> None:
+    """The seed removes a job whose handler returns OK; duly keeps it as ``succeeded``, with
+    its history, until pruned (docs/concepts.md)."""
+    job = app.enqueue("h", args=["data"])
+    assert succeed(app, claim_one(app), result="done") == []
+    after = app.get_job(job.id)
+    assert (after.state, after.result, after.finished_at) == (JobState.SUCCEEDED, "done", T0)
+    clock.advance(days=1)
+    app.store.rescue()
+    assert claim(app) == []
+    assert [a.outcome for a in app.attempts(job.id)] == [Outcome.SUCCEEDED]
+
+
+def test_exhausted_job_is_not_claimable_and_ends_failed_seed_001_6(app: duly.App, clock: duly.VirtualClock) -> None:
+    """The seed leaves such a job in the table forever, counted as waiting (a quirk); duly ends
+    it ``failed``: kept (not deleted), never claimed again, not counted as waiting."""
+    job = app.enqueue("t", max_attempts=2)
+    fail(app, claim_one(app), retry_in=0)
+    fail(app, claim_one(app), retry_in=None)
+    clock.advance(days=1)
+    app.store.rescue()
+    assert claim(app) == []
+    after = app.get_job(job.id)
+    assert (after.state, after.errors, after.attempts_left) == (JobState.FAILED, 2, 0)
+    (q,) = app.stats()
+    assert (q[JobState.FAILED], q.waiting, q.claimed) == (1, 0, 0)
+
+
 def test_stats_per_queue_cover_every_state(app: duly.App) -> None:
     app.enqueue("t", queue="a")
     app.enqueue("t", queue="b")
@@ -149,6 +208,109 @@ def test_cancel_waiting_job_never_runs_seed_001_4(app: duly.App) -> None:
         app.cancel(a.id)
     with pytest.raises(duly.JobNotFound):
         app.cancel(123456789)
+
+
+# ---- a cancel requested while the job runs is never lost ----------------------------------
+
+ERR = ErrorInfo("RuntimeError", "boom", "Traceback ...")
+
+#: Outcomes that, without a cancel request, would make the job wait for another run.
+WAITS_AGAIN = {
+    "fail-with-retry": Finish(0, 0, Outcome.FAILED, error=ERR, retry_in=60),
+    "timeout-with-retry": Finish(0, 0, Outcome.TIMED_OUT, error=ERR, retry_in=60),
+    "reschedule": Finish(0, 0, Outcome.RESCHEDULED, retry_in=3600),
+    "reschedule-at": Finish(0, 0, Outcome.RESCHEDULED, run_at=T0 + timedelta(days=1)),
+    "snooze": Finish(0, 0, Outcome.SNOOZED, retry_in=30),
+    "interrupt": Finish(0, 0, Outcome.INTERRUPTED),
+}
+
+
+def _as(item: Finish, job: duly.Job) -> Finish:
+    return Finish(job.id, job.attempt, item.outcome, error=item.error, retry_in=item.retry_in, run_at=item.run_at)
+
+
+@pytest.mark.parametrize("how", list(WAITS_AGAIN))
+def test_cancel_requested_then_an_outcome_that_would_wait_again_ends_cancelled(
+    app: duly.App, clock: duly.VirtualClock, how: str
+) -> None:
+    job = app.enqueue("t", max_attempts=5)
+    running = claim_one(app)
+    app.cancel(job.id)
+    clock.advance(seconds=5)
+    assert app.store.finish([_as(WAITS_AGAIN[how], running)]) == []
+    after = app.get_job(job.id)
+    assert (after.state, after.finished_at, after.cancel_requested) == (JobState.CANCELLED, clock.now(), False)
+    (attempt,) = app.attempts(job.id)
+    assert attempt.outcome is WAITS_AGAIN[how].outcome  # the attempt keeps what really happened
+    clock.advance(days=2)
+    assert claim(app) == []
+
+
+@pytest.mark.parametrize("with_stale", [False, True], ids=["all-held", "one-stale"])
+def test_cancel_request_holds_in_a_finish_batch(app: duly.App, with_stale: bool) -> None:
+    """Both ways a batch is written: every item held (SQLite: one executemany), or one item
+    stale (SQLite: item by item). PostgreSQL writes both as one statement."""
+    asked, other, gone = (app.enqueue("t", args=[i]) for i in range(3))
+    held = {j.id: j for j in claim(app, 3)}
+    app.cancel(asked.id)
+    batch = [
+        Finish(asked.id, held[asked.id].attempt, Outcome.FAILED, error=ERR, retry_in=60),
+        Finish(other.id, held[other.id].attempt, Outcome.FAILED, error=ERR, retry_in=60),
+    ]
+    stale = Finish(gone.id, held[gone.id].attempt + 1, Outcome.FAILED, error=ERR, retry_in=60)
+    if with_stale:
+        batch.insert(1, stale)
+    assert app.store.finish(batch) == ([stale] if with_stale else [])
+    assert app.get_job(asked.id).state is JobState.CANCELLED
+    assert app.get_job(other.id).state is JobState.RETRYING  # no cancel asked: retries as before
+    assert app.get_job(gone.id).state is JobState.RUNNING
+    assert [a.outcome for a in app.attempts(asked.id)] == [Outcome.FAILED]
+
+
+def test_cancel_requested_then_lease_expires_rescue_ends_cancelled(
+    app: duly.App, clock: duly.VirtualClock
+) -> None:
+    job = app.enqueue("t", max_attempts=5)
+    claim_one(app, "dead-worker")
+    app.cancel(job.id)
+    clock.advance(seconds=61)
+    assert app.store.rescue() == [Held(job.id, 1)]
+    after = app.get_job(job.id)
+    assert (after.state, after.finished_at, after.cancel_requested) == (JobState.CANCELLED, clock.now(), False)
+    (lost,) = app.attempts(job.id)
+    assert (lost.attempt, lost.worker_id, lost.outcome, lost.error_type) == (
+        1, "dead-worker", Outcome.LOST, "LeaseExpired",
+    )
+    clock.advance(hours=1)
+    app.store.rescue()
+    assert claim(app) == []
+    assert app.get_job(job.id).state is JobState.CANCELLED
+
+
+def test_cancel_request_leaves_ending_outcomes_as_they_are(app: duly.App, clock: duly.VirtualClock) -> None:
+    """Success, a failure with no retry and a last lost attempt end the job anyway; a retry
+    that would land past the expiry ends it cancelled (what was asked), not expired."""
+    ok, no_retry, last, expiring = (
+        app.enqueue("t", args=["ok"]),
+        app.enqueue("t", args=["no-retry"]),
+        app.enqueue("t", args=["last"], max_attempts=1),
+        app.enqueue("t", args=["expiring"], expires_at=T0 + timedelta(minutes=1)),
+    )
+    held = {j.id: j for j in claim(app, 4)}
+    for job in (ok, no_retry, last, expiring):
+        app.cancel(job.id)
+    assert app.store.finish([
+        Finish(ok.id, held[ok.id].attempt, Outcome.SUCCEEDED, "1"),
+        Finish(no_retry.id, held[no_retry.id].attempt, Outcome.FAILED, error=ERR),
+        Finish(expiring.id, held[expiring.id].attempt, Outcome.FAILED, error=ERR, retry_in=3600),
+    ]) == []  # fmt: skip
+    clock.advance(seconds=61)
+    assert app.store.rescue() == [Held(last.id, held[last.id].attempt)]
+    got = {j.args[0]: app.get_job(j.id).state for j in (ok, no_retry, last, expiring)}
+    assert got == {
+        "ok": JobState.SUCCEEDED, "no-retry": JobState.FAILED, "last": JobState.FAILED,
+        "expiring": JobState.CANCELLED,
+    }  # fmt: skip
 
 
 def test_retry_brings_back_failed_cancelled_and_expired_jobs(app: duly.App, clock: duly.VirtualClock) -> None:

@@ -40,6 +40,49 @@ def test_unreachable_postgres_is_a_clear_error_without_password() -> None:
     assert "postgresql://bob:***@127.0.0.1:1/nowhere" in text and "s3cret" not in text
 
 
+def test_unreachable_postgres_with_password_in_the_query_string_hides_it() -> None:
+    pytest.importorskip("psycopg")
+    app = duly.App("postgresql://bob@127.0.0.1:1/nowhere?sslmode=disable&password=s3cret")
+    assert "s3cret" not in repr(app)
+    with pytest.raises(duly.DatabaseUnavailable) as info:
+        app.store  # noqa: B018
+    text = str(info.value)
+    assert "postgresql://bob@127.0.0.1:1/nowhere?sslmode=disable&password=***" in text
+    assert "s3cret" not in text
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["host=127.0.0.1 port=1 password=s3cret dbname=x", "host=127.0.0.1 password = 's3 cret\\'s' dbname=x"],
+)
+def test_libpq_keyword_string_is_refused_without_printing_its_password(dsn: str) -> None:
+    with pytest.raises(duly.ConfigurationError) as info:
+        duly.App(dsn)
+    text = str(info.value)
+    assert "host=127.0.0.1" in text and "password" in text and "***" in text
+    assert "s3" not in text and "cret" not in text
+
+
+def test_redact_url_masks_every_password_form() -> None:
+    from duly.store.url import redact_url
+
+    assert redact_url("postgresql://u:p%40ss@h/db?Password=a%20b&sslpassword=k&x=1") == (
+        "postgresql://u:***@h/db?Password=***&sslpassword=***&x=1"
+    )
+    assert redact_url("postgresql://u@h/db?passwordless=1") == "postgresql://u@h/db?passwordless=1"
+    assert redact_url("dbname=x sslpassword=k password='a b'") == "dbname=x sslpassword=*** password=***"
+
+
+def test_postgresql_plus_driver_url_is_accepted(backend: Backend) -> None:
+    if backend.name != "postgres":
+        pytest.skip("PostgreSQL only")
+    url = "postgresql+psycopg://" + backend.url.split("://", 1)[1]
+    with duly.App(url, prefix=backend.prefix, auto_migrate=True) as app:
+        job = app.enqueue("t", args=[1])
+        assert app.get_job(job.id).args == [1]
+        assert repr(app).startswith("<duly.App postgresql+psycopg://")
+
+
 def test_sqlite_url_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     app = duly.App(f"sqlite:///{tmp_path / 'no' / 'such' / 'x.db'}")
     with pytest.raises(duly.DatabaseUnavailable, match="does not exist"):

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import duly
-from duly.core.model import ClaimParams, Finish
+from duly.core.model import ClaimParams, ErrorInfo, Finish, Held, Job, JobFilter
 from duly.core.states import JobState, Outcome
 from tests.conftest import Backend
 from tests.helpers import wait_until
@@ -236,6 +236,89 @@ def _enqueue_key_while_held(
         app.close()
 
 
+FENCING_TRIALS = 1_000
+FENCING_LEASE = 0.5  # seconds: A's leases run out soon after its claim; nobody heartbeats them
+
+
+def _stale_writes(h: Held) -> dict[str, Finish]:
+    """Every outcome a holder can write, for one held attempt."""
+    err = ErrorInfo("RuntimeError", "written by a holder whose lease was taken over")
+    return {
+        "complete": Finish(h.job_id, h.attempt, Outcome.SUCCEEDED, '"late result"', log="late"),
+        "fail-and-retry": Finish(h.job_id, h.attempt, Outcome.FAILED, error=err, retry_in=0),
+        "fail-for-good": Finish(h.job_id, h.attempt, Outcome.FAILED, error=err),
+        "time-out": Finish(h.job_id, h.attempt, Outcome.TIMED_OUT, error=err, retry_in=0),
+        "reschedule": Finish(h.job_id, h.attempt, Outcome.RESCHEDULED, retry_in=0),
+        "snooze": Finish(h.job_id, h.attempt, Outcome.SNOOZED, retry_in=0),
+        "cancelled": Finish(h.job_id, h.attempt, Outcome.CANCELLED),
+        "interrupt": Finish(h.job_id, h.attempt, Outcome.INTERRUPTED),
+    }
+
+
+def _hold_then_write_stale(
+    url: str,
+    prefix: str,
+    claimed: multiprocessing.synchronize.Event,
+    taken_over: multiprocessing.synchronize.Event,
+) -> dict[str, Any]:
+    """Process A: claim every job, stop renewing; once B has taken them all over, try every
+    write a holder can make, on every job. Returns what A held and, per verb, the job ids
+    whose write was refused (reported stale, or StaleAttempt raised)."""
+    app = _open_app(url, prefix)
+    try:
+        jobs = app.store.claim(ClaimParams("holder-A", limit=FENCING_TRIALS))
+        if len(jobs) != FENCING_TRIALS:
+            raise RuntimeError(f"A claimed {len(jobs)} jobs, expected {FENCING_TRIALS}")
+        claimed.set()
+        if not taken_over.wait(START_TIMEOUT):
+            raise RuntimeError("B never took the jobs over")
+        mine = [Held(j.id, j.attempt) for j in jobs]
+        refused: dict[str, list[int]] = {}
+        for verb in _stale_writes(mine[0]):
+            stale = app.store.finish([_stale_writes(h)[verb] for h in mine])  # one batch
+            refused[verb] = sorted(f.job_id for f in stale)
+        refused["heartbeat"] = sorted(app.store.heartbeat("holder-A", mine).stale)
+        refused["progress"] = []
+        for h in mine:  # one call per job
+            try:
+                app.store.set_progress(h, 1, 2)
+            except duly.StaleAttempt:
+                refused["progress"].append(h.job_id)
+        return {"held": sorted((h.job_id, h.attempt) for h in mine), "refused": refused}
+    finally:
+        app.close()
+
+
+def _take_over(
+    url: str,
+    prefix: str,
+    claimed: multiprocessing.synchronize.Event,
+    taken_over: multiprocessing.synchronize.Event,
+) -> list[Job]:
+    """Process B: once A holds every job, rescue them as their leases run out (a bounded
+    poll, no fixed sleep), claim them all, and return the jobs as B left them."""
+    app = _open_app(url, prefix)
+    try:
+        if not claimed.wait(START_TIMEOUT):
+            raise RuntimeError("A never claimed the jobs")
+        rescued: set[int] = set()
+
+        def all_rescued() -> bool:
+            rescued.update(h.job_id for h in app.store.rescue())
+            return len(rescued) == FENCING_TRIALS
+
+        wait_until(all_rescued, timeout=30, interval=0.05, what="A's leases to run out")
+        jobs = app.store.claim(ClaimParams("taker-B", limit=FENCING_TRIALS))
+        if {j.id for j in jobs} != rescued:
+            raise RuntimeError(f"B claimed {len(jobs)} jobs, not the {len(rescued)} rescued")
+        ids = sorted(j.id for j in jobs)
+        snapshot = app.store.list_jobs(JobFilter(ids=ids, limit=len(ids)))
+        taken_over.set()
+        return snapshot
+    finally:
+        app.close()
+
+
 # ---- tests ---------------------------------------------------------------------------
 
 
@@ -244,7 +327,7 @@ def _count(app: duly.App, state: JobState) -> int:
 
 
 @pytest.mark.slow
-def test_eight_processes_claim_ten_thousand_jobs_each_exactly_once(
+def test_eight_processes_claim_ten_thousand_jobs_each_exactly_once_seed_001_16(
     backend: Backend, children: Children
 ) -> None:
     app = _created_schema(backend)
@@ -355,3 +438,41 @@ def test_key_held_by_a_transaction_that_rolls_back_goes_to_the_waiting_enqueuer(
     assert b["created"] is True
     holders = [job for job in app.jobs(limit=100) if job.key == key]
     assert [(job.id, job.args) for job in holders] == [(b["job_id"], ["B"])]
+
+
+@pytest.mark.slow
+def test_a_lease_taken_over_by_another_process_fences_the_old_holder_out_1000_of_1000(
+    backend: Backend, children: Children
+) -> None:
+    """Issue 2: in 1,000 trials out of 1,000, a holder whose lease ran out and whose job
+    another process claimed is refused every write (complete, fail, time out, reschedule,
+    snooze, cancel, interrupt, heartbeat, progress) and changes nothing. Both processes run
+    under the real clock (on PostgreSQL the database's); each job is one trial."""
+    app = _created_schema(backend)
+    app.task(name="fenced", lease=FENCING_LEASE)(lambda: None)
+    ids = app.enqueue_many([duly.Enqueue("fenced", args=[i]) for i in range(FENCING_TRIALS)])
+    claimed, taken_over = SPAWN.Event(), SPAWN.Event()
+    children.start(_hold_then_write_stale, backend.url, backend.prefix, claimed, taken_over)
+    children.start(_take_over, backend.url, backend.prefix, claimed, taken_over)
+
+    a, b_left = children.results(timeout=120)
+
+    assert a["held"] == [(job_id, 1) for job_id in sorted(ids)]
+    for verb, refused in a["refused"].items():
+        assert refused == sorted(ids), f"{verb}: {FENCING_TRIALS - len(refused)} stale writes accepted"
+    assert len(a["refused"]) == 10
+    assert {(j.state, j.worker_id, j.attempt, j.errors) for j in b_left} == {
+        (JobState.RUNNING, "taker-B", 2, 1)
+    }
+    # A changed nothing: every job is exactly as B left it (lease, result, progress, errors,
+    # run_at, updated_at...), and A's writes added no attempt rows.
+    now = app.store.list_jobs(JobFilter(ids=ids, limit=len(ids)))
+    assert {j.id: j for j in now} == {j.id: j for j in b_left}
+    for job_id in ids:
+        assert [(x.attempt, x.worker_id, x.outcome) for x in app.attempts(job_id)] == [
+            (1, "holder-A", Outcome.LOST),
+            (2, "taker-B", Outcome.RUNNING),
+        ]
+    # B, the holder, still finishes every job
+    assert app.store.finish([Finish(j.id, j.attempt, Outcome.SUCCEEDED) for j in b_left]) == []
+    assert _count(app, JobState.SUCCEEDED) == FENCING_TRIALS

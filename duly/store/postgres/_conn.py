@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import select
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import tuple_row
 
 from duly.core.errors import ConfigurationError, DatabaseUnavailable
-from duly.store.url import redact_url
+from duly.store.url import redact_url, secrets_in
 
 #: Seconds libpq waits for a server before giving up (unless the URL sets connect_timeout).
 CONNECT_TIMEOUT = 10
@@ -44,14 +44,9 @@ def connect_kwargs(url: str) -> dict[str, Any]:
 
 
 def scrub(message: str, url: str) -> str:
-    """``message`` without the URL's password, should the driver ever repeat it."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        for form in {password, unquote(password)}:
-            message = message.replace(form, "***")
+    """``message`` without the URL's passwords, should the driver ever repeat them."""
+    for secret in sorted(secrets_in(url), key=len, reverse=True):
+        message = message.replace(secret, "***")
     return message
 
 

@@ -43,7 +43,7 @@ class Producer:
         return {
             "task": p.task, "queue": p.queue, "args": p.args_json, "kwargs": p.kwargs_json,
             "priority": p.priority, "run_at": p.run_at, "delay": float(p.delay or 0.0),
-            "expires_at": p.expires_at, "key": p.key, "max_attempts": p.max_attempts,
+            "expires_at": p.expires_at, "expires_in": p.expires_in, "key": p.key, "max_attempts": p.max_attempts,
             "lease_seconds": float(p.lease_seconds), "trigger_id": p.trigger_id, "now": now,
             "channel": channel,
         }  # fmt: skip
@@ -116,7 +116,10 @@ class Producer:
                     run_text = run_at.isoformat()
                 if run_at <= now:
                     due.add(p.queue)
-                expires = None if p.expires_at is None else p.expires_at.isoformat()
+                if p.expires_in is not None:  # from the same now as the run time
+                    expires = (now + timedelta(seconds=p.expires_in)).isoformat()
+                else:
+                    expires = None if p.expires_at is None else p.expires_at.isoformat()
                 copy.write_row((
                     job_id, p.task, p.queue, p.args_json, p.kwargs_json, p.priority, "queued",
                     run_text, expires, None, p.max_attempts, p.lease_seconds, p.trigger_id,

@@ -20,7 +20,9 @@ WITH ins AS (
     SELECT %(task)s::text, %(queue)s::text, %(args)s::jsonb, %(kwargs)s::jsonb,
            %(priority)s::integer, 'queued',
            coalesce(%(run_at)s::timestamptz, t.now + %(delay)s::float8 * interval '1 second'),
-           %(expires_at)s::timestamptz, %(key)s::text, %(max_attempts)s::integer,
+           coalesce(%(expires_at)s::timestamptz,
+                    t.now + %(expires_in)s::float8 * interval '1 second'),
+           %(key)s::text, %(max_attempts)s::integer,
            %(lease_seconds)s::float8, %(trigger_id)s::bigint, t.now, t.now
     FROM (SELECT coalesce(%(now)s::timestamptz, now()) AS now) AS t
     ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('queued','retrying','running')
@@ -45,7 +47,10 @@ WITH upd AS (
         run_at = coalesce(%(run_at)s::timestamptz,
                           coalesce(%(now)s::timestamptz, now())
                           + %(delay)s::float8 * interval '1 second'),
-        expires_at = %(expires_at)s::timestamptz, max_attempts = %(max_attempts)s::integer,
+        expires_at = coalesce(%(expires_at)s::timestamptz,
+                              coalesce(%(now)s::timestamptz, now())
+                              + %(expires_in)s::float8 * interval '1 second'),
+        max_attempts = %(max_attempts)s::integer,
         lease_seconds = %(lease_seconds)s::float8, trigger_id = %(trigger_id)s::bigint,
         errors = 0, cancel_requested = false, progress_done = NULL, progress_total = NULL,
         updated_at = coalesce(%(now)s::timestamptz, now())
@@ -59,17 +64,23 @@ SELECT {cols},
 FROM upd
 
 -- name: run_at_least_within
--- Bring the waiting job holding a key forward to now + %(seconds)s at the latest.
-WITH m AS (
+-- Bring the live job holding a key forward to now + %(seconds)s at the latest: a waiting
+-- one at once; a running one keeps the bound in run_by, applied when its attempt ends and
+-- it waits again (finish). A finish racing with this waits for the row lock, or makes
+-- this wait and then see the job waiting again (the row is re-read under the lock).
+WITH b AS (
+    SELECT coalesce(%(now)s::timestamptz, now()) + %(seconds)s::float8 * interval '1 second' AS bound
+), m AS (
     UPDATE {jobs}
-    SET run_at = least(run_at, coalesce(%(now)s::timestamptz, now())
-                               + %(seconds)s::float8 * interval '1 second'),
+    SET run_at = CASE WHEN state = 'running' THEN run_at ELSE least(run_at, b.bound) END,
+        run_by = CASE WHEN state = 'running' THEN least(run_by, b.bound) ELSE run_by END,
         updated_at = coalesce(%(now)s::timestamptz, now())
-    WHERE key = %(key)s::text AND state IN ('queued','retrying')
-    RETURNING *
+    FROM b
+    WHERE key = %(key)s::text AND state IN ('queued','retrying','running')
+    RETURNING {jobs}.*
 )
 SELECT {cols},
-       CASE WHEN run_at <= coalesce(%(now)s::timestamptz, now())
+       CASE WHEN state <> 'running' AND run_at <= coalesce(%(now)s::timestamptz, now())
             THEN pg_notify(%(channel)s::text, queue) IS NULL END
 FROM m
 
@@ -164,6 +175,11 @@ WHERE id = %(id)s::bigint AND attempt = %(attempt)s::integer AND state = 'runnin
 -- name: finish
 -- One row per item in the arrays (see duly.core.transitions.plan_finish): state, delay or
 -- absolute run_at, errors delta (-1 resets), result, error summary, final; plus the attempt row.
+-- A job whose cancel was requested while it ran does not wait again: an outcome that would
+-- make it wait (retrying, or queued by a reschedule / snooze / interrupt) ends it cancelled;
+-- the attempt row keeps its own outcome. A job that waits again runs no later than its
+-- run_by bound (run_at_least_within while it ran), which is then cleared. SET expressions
+-- read the row as it was (j): the latest version, locked in l.
 WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), v AS (
@@ -187,17 +203,24 @@ WITH t AS (
     FOR UPDATE OF j
 ), u AS (
     UPDATE {jobs} AS j
-    SET state = CASE WHEN l.f_state = 'retrying' AND j.expires_at IS NOT NULL
-                          AND l.f_new_run_at >= j.expires_at
+    SET state = CASE WHEN j.cancel_requested AND l.f_state IN ('retrying','queued')
+                     THEN 'cancelled'
+                     WHEN l.f_state = 'retrying' AND j.expires_at IS NOT NULL
+                          AND least(l.f_new_run_at, j.run_by) >= j.expires_at
                      THEN 'expired' ELSE l.f_state END,
-        run_at = coalesce(l.f_new_run_at, j.run_at),
+        run_at = CASE WHEN l.f_state IN ('retrying','queued')
+                      THEN least(coalesce(l.f_new_run_at, j.run_at), j.run_by)
+                      ELSE coalesce(l.f_new_run_at, j.run_at) END,
+        run_by = NULL,
         errors = CASE WHEN l.f_delta < 0 THEN 0 ELSE j.errors + l.f_delta END,
         result = l.f_result::jsonb,
         last_error = coalesce(l.f_summary, j.last_error),
         lease_expires_at = NULL,
         cancel_requested = false,
-        finished_at = CASE WHEN l.f_final OR (l.f_state = 'retrying' AND j.expires_at IS NOT NULL
-                                              AND l.f_new_run_at >= j.expires_at)
+        finished_at = CASE WHEN l.f_final
+                                OR (j.cancel_requested AND l.f_state IN ('retrying','queued'))
+                                OR (l.f_state = 'retrying' AND j.expires_at IS NOT NULL
+                                    AND least(l.f_new_run_at, j.run_by) >= j.expires_at)
                            THEN l.f_now END,
         progress_done = coalesce(l.f_progress_done, j.progress_done),
         progress_total = CASE WHEN l.f_progress_done IS NULL THEN j.progress_total
@@ -221,8 +244,9 @@ SELECT a.job_id, a.attempt, n.sent FROM a, n
 
 -- name: rescue
 -- Attempts whose lease ran out end as 'lost' (counted); their jobs wait again (now), fail
--- when no attempts are left, or expire when past expires_at. Waiting jobs past their expiry
--- expire. Rows another transaction holds are skipped: the next rescue takes them.
+-- when no attempts are left, are cancelled when a cancel was requested, or expire when past
+-- expires_at. Waiting jobs past their expiry expire. Rows another transaction holds are
+-- skipped: the next rescue takes them.
 WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), r AS (
@@ -234,6 +258,7 @@ WITH t AS (
 ), u AS (
     UPDATE {jobs} AS j
     SET state = CASE WHEN j.errors + 1 >= j.max_attempts THEN 'failed'
+                     WHEN j.cancel_requested THEN 'cancelled'
                      WHEN j.expires_at IS NOT NULL AND j.expires_at <= r.r_now THEN 'expired'
                      ELSE 'retrying' END,
         errors = j.errors + 1,
@@ -242,7 +267,7 @@ WITH t AS (
         cancel_requested = false,
         last_error = 'LeaseExpired: worker ' || coalesce(j.worker_id, '?')
                      || ' stopped renewing the lease of attempt ' || j.attempt,
-        finished_at = CASE WHEN j.errors + 1 >= j.max_attempts
+        finished_at = CASE WHEN j.errors + 1 >= j.max_attempts OR j.cancel_requested
                                 OR (j.expires_at IS NOT NULL AND j.expires_at <= r.r_now)
                            THEN r.r_now END,
         updated_at = r.r_now
@@ -332,10 +357,13 @@ SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error_type,
 FROM {attempts} WHERE job_id = %(id)s::bigint ORDER BY attempt
 
 -- name: stats
+-- The last column counts running jobs whose lease has run out (waiting, until rescued).
 SELECT queue,
        CASE WHEN state = 'queued' AND run_at > coalesce(%(now)s::timestamptz, now())
             THEN 'scheduled' ELSE state END AS presented,
-       count(*)
+       count(*),
+       count(*) FILTER (WHERE state = 'running'
+                        AND lease_expires_at < coalesce(%(now)s::timestamptz, now()))
 FROM {jobs}
 GROUP BY queue, presented
 

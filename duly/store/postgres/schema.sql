@@ -31,6 +31,7 @@ CREATE TABLE {jobs} (
     created_at       timestamptz NOT NULL,
     updated_at       timestamptz NOT NULL,
     finished_at      timestamptz,
+    run_by           timestamptz,  -- version 4: the bound run_at_least_within leaves on a running job
     CHECK ((state = 'running') = (lease_expires_at IS NOT NULL))
 );
 CREATE INDEX {jobs_fetch} ON {jobs} (priority DESC, run_at, id) WHERE state IN ('queued','retrying');

@@ -327,8 +327,9 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         return to_job(rows[0])
 
     def run_at_least_within(self, key: str, seconds: float) -> Job | None:
-        """Move the live job holding ``key`` to run no later than now + ``seconds``; the
-        live job (a running one is left as it is), or None when no live job holds the key."""
+        """Move the live job holding ``key`` to run no later than now + ``seconds`` (a running
+        one keeps the bound for the run its attempt leads to); the live job, or None when no
+        live job holds the key."""
         values = {"now": self._now_param(), "key": key, "seconds": float(seconds)}
         rows = self._run("run_at_least_within", {**values, "channel": self.channel})
         if not rows:
@@ -374,10 +375,13 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
 
     def stats(self) -> list[QueueStats]:
         counts: dict[str, dict[JobState, int]] = {}
-        for queue, state, n in self._run("stats", {"now": self._now_param()}):
+        lapsed: dict[str, int] = {}
+        for queue, state, n, expired in self._run("stats", {"now": self._now_param()}):
             counts.setdefault(queue, {})[JobState(state)] = n
+            lapsed[queue] = lapsed.get(queue, 0) + expired
         return [
-            QueueStats(q, {s: c.get(s, 0) for s in JobState}) for q, c in sorted(counts.items())
+            QueueStats(q, {s: c.get(s, 0) for s in JobState}, lapsed.get(q, 0))
+            for q, c in sorted(counts.items())
         ]
 
     def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:

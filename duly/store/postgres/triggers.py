@@ -169,9 +169,10 @@ class PostgresTriggers:
                     return None
             for slot_at, params in f.jobs:
                 slot = {"id": f.trigger_id, "slot_at": slot_at}
-                if slot_at is not None and not fetch(conn, self._tq["slot_insert"], slot):
-                    continue  # this slot already has its job
-                crash_point("fire.between_slot_and_job", [(f.trigger_id, str(slot_at))])
+                if slot_at is not None:
+                    if not fetch(conn, self._tq["slot_insert"], slot):
+                        continue  # this slot already has its job
+                    crash_point("fire.between_slot_and_job", [(f.trigger_id, slot_at.isoformat())])
                 params.trigger_id = f.trigger_id
                 job_id = self._enqueue_in(conn, params)
                 ids.append(job_id)

@@ -68,20 +68,30 @@ SET progress_done = ?, progress_total = ?, updated_at = ?
 WHERE id = ? AND attempt = ? AND state = 'running'
 
 -- name: finish
+-- A job whose cancel was requested while it ran does not wait again: an outcome that would
+-- make it wait (retrying, or queued by a reschedule / snooze / interrupt) ends it cancelled.
+-- A job that waits again runs no later than its run_by bound (run_at_least_within while it
+-- ran), which is then cleared. Every SET expression reads the row as it was before this update.
 -- ?1 state, ?2 new run_at (NULL keeps), ?3 errors delta (-1 resets), ?4 result, ?5 error text,
 -- ?6 now, ?7 id, ?8 attempt, ?9 final (0/1), ?10 progress done, ?11 progress total
 UPDATE {jobs}
 SET progress_done = coalesce(?10, progress_done),
     progress_total = CASE WHEN ?10 IS NULL THEN progress_total ELSE ?11 END,
-    state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
+    state = CASE WHEN cancel_requested AND ?1 IN ('retrying','queued') THEN 'cancelled'
+                 WHEN ?1 = 'retrying' AND expires_at IS NOT NULL
+                      AND min(?2, coalesce(run_by, ?2)) >= expires_at
                  THEN 'expired' ELSE ?1 END,
-    run_at = COALESCE(?2, run_at),
+    run_at = CASE WHEN run_by IS NOT NULL AND ?1 IN ('retrying','queued')
+                  THEN min(coalesce(?2, run_at), run_by) ELSE coalesce(?2, run_at) END,
+    run_by = NULL,
     errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,
     result = ?4,
     last_error = COALESCE(?5, last_error),
     lease_expires_at = NULL,
     cancel_requested = 0,
-    finished_at = CASE WHEN ?9 = 1 OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
+    finished_at = CASE WHEN ?9 = 1 OR (cancel_requested AND ?1 IN ('retrying','queued'))
+                            OR (?1 = 'retrying' AND expires_at IS NOT NULL
+                                AND min(?2, coalesce(run_by, ?2)) >= expires_at)
                        THEN ?6 ELSE NULL END,
     updated_at = ?6
 WHERE id = ?7 AND attempt = ?8 AND state = 'running'
@@ -94,15 +104,21 @@ RETURNING worker_id, started_at
 UPDATE {jobs}
 SET progress_done = coalesce(?10, progress_done),
     progress_total = CASE WHEN ?10 IS NULL THEN progress_total ELSE ?11 END,
-    state = CASE WHEN ?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at
+    state = CASE WHEN cancel_requested AND ?1 IN ('retrying','queued') THEN 'cancelled'
+                 WHEN ?1 = 'retrying' AND expires_at IS NOT NULL
+                      AND min(?2, coalesce(run_by, ?2)) >= expires_at
                  THEN 'expired' ELSE ?1 END,
-    run_at = COALESCE(?2, run_at),
+    run_at = CASE WHEN run_by IS NOT NULL AND ?1 IN ('retrying','queued')
+                  THEN min(coalesce(?2, run_at), run_by) ELSE coalesce(?2, run_at) END,
+    run_by = NULL,
     errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,
     result = ?4,
     last_error = COALESCE(?5, last_error),
     lease_expires_at = NULL,
     cancel_requested = 0,
-    finished_at = CASE WHEN ?9 = 1 OR (?1 = 'retrying' AND expires_at IS NOT NULL AND ?2 >= expires_at)
+    finished_at = CASE WHEN ?9 = 1 OR (cancel_requested AND ?1 IN ('retrying','queued'))
+                            OR (?1 = 'retrying' AND expires_at IS NOT NULL
+                                AND min(?2, coalesce(run_by, ?2)) >= expires_at)
                        THEN ?6 ELSE NULL END,
     updated_at = ?6
 WHERE id = ?7 AND attempt = ?8 AND state = 'running'
@@ -136,14 +152,16 @@ INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, out
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: rescue
+-- A lost attempt with attempts left waits again, unless a cancel was requested (cancelled).
 UPDATE {jobs}
-SET state = CASE WHEN errors + 1 >= max_attempts THEN 'failed' ELSE 'retrying' END,
+SET state = CASE WHEN errors + 1 >= max_attempts THEN 'failed'
+                 WHEN cancel_requested THEN 'cancelled' ELSE 'retrying' END,
     errors = errors + 1,
     run_at = ?1,
     lease_expires_at = NULL,
     cancel_requested = 0,
     last_error = 'LeaseExpired: worker ' || coalesce(worker_id, '?') || ' stopped renewing the lease of attempt ' || attempt,
-    finished_at = CASE WHEN errors + 1 >= max_attempts THEN ?1 ELSE NULL END,
+    finished_at = CASE WHEN errors + 1 >= max_attempts OR cancel_requested THEN ?1 ELSE NULL END,
     updated_at = ?1
 WHERE state = 'running' AND lease_expires_at < ?1
 RETURNING id, attempt, worker_id, started_at, last_error
@@ -188,9 +206,11 @@ SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error_type,
 FROM {attempts} WHERE job_id = ? ORDER BY attempt
 
 -- name: stats_live
-SELECT queue, state, run_at <= ? AS due, count(*)
+-- lapsed: a running job whose lease has run out (counted apart, as waiting, until rescued)
+SELECT queue, state, run_at <= ?1 AS due,
+       coalesce(state = 'running' AND lease_expires_at < ?1, 0) AS lapsed, count(*)
 FROM {jobs} WHERE state IN ('queued','retrying','running')
-GROUP BY queue, state, due
+GROUP BY queue, state, due, lapsed
 
 -- name: stats_final
 SELECT queue, state, count(*)
@@ -210,8 +230,13 @@ CREATE TABLE IF NOT EXISTS {migrations} (version INTEGER PRIMARY KEY, applied_at
 INSERT INTO {migrations} (version, applied_at) VALUES (?, ?)
 
 -- name: run_at_least_within
-UPDATE {jobs} SET run_at = min(run_at, ?2), updated_at = ?3
-WHERE key = ?1 AND state IN ('queued','retrying')
+-- The live job holding key ?1 runs no later than ?2: a waiting one at once; a running one
+-- keeps the bound in run_by, applied when its attempt ends and it waits again (finish).
+UPDATE {jobs}
+SET run_at = CASE WHEN state = 'running' THEN run_at ELSE min(run_at, ?2) END,
+    run_by = CASE WHEN state = 'running' THEN min(coalesce(run_by, ?2), ?2) ELSE run_by END,
+    updated_at = ?3
+WHERE key = ?1 AND state IN ('queued','retrying','running')
 RETURNING {cols}
 
 -- name: insert_attempt_from_job

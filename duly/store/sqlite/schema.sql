@@ -32,8 +32,10 @@ CREATE TABLE {jobs} (
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     finished_at      INTEGER,
+    run_by           INTEGER,
     CHECK ((state = 'running') = (lease_expires_at IS NOT NULL))
 );
+-- run_by (version 4): the "run by" bound run_at_least_within leaves on a running job.
 -- The claim walks this index in exactly the claim order.
 CREATE INDEX {jobs_fetch} ON {jobs} (priority DESC, run_at, id) WHERE state IN ('queued','retrying');
 CREATE INDEX {jobs_lease} ON {jobs} (lease_expires_at) WHERE state = 'running';

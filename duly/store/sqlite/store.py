@@ -386,9 +386,10 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     def _row_params(self, p: EnqueueParams, now: int) -> tuple[Any, ...]:
         run_at = _ts(p.run_at) if p.run_at is not None else now + _delay(p.delay or 0.0)
+        expires = now + _delay(p.expires_in) if p.expires_in is not None else _ts(p.expires_at)
         return (
             p.task, p.queue, p.args_json, p.kwargs_json, p.priority, run_at,
-            _ts(p.expires_at), p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
+            expires, p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
         )  # fmt: skip
 
     def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
@@ -612,7 +613,8 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         return self._job(row, now)
 
     def run_at_least_within(self, key: str, seconds: float) -> Job | None:
-        """Move the live job holding ``key`` to run no later than now + ``seconds``."""
+        """Move the live job holding ``key`` to run no later than now + ``seconds`` (a running
+        one keeps the bound for the run its attempt leads to)."""
         now = self._now()
         with self._write() as cur:
             row = cur.execute(self._q["run_at_least_within"], (key, now + _delay(seconds), now)).fetchone()
@@ -697,16 +699,22 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
     def stats(self) -> list[QueueStats]:
         now = self._now()
         counts: dict[str, dict[JobState, int]] = {}
-        for queue, state, due, n in self._read(self._q["stats_live"], (now,)):
+        lapsed: dict[str, int] = {}
+        for queue, state, due, expired, n in self._read(self._q["stats_live"], (now,)):
             if state == "queued":
                 st = JobState.QUEUED if due else JobState.SCHEDULED
             else:
                 st = JobState(state)
             q = counts.setdefault(queue, {})
             q[st] = q.get(st, 0) + n
+            if expired:
+                lapsed[queue] = lapsed.get(queue, 0) + n
         for queue, state, n in self._read(self._q["stats_final"]):
             counts.setdefault(queue, {})[JobState(state)] = n
-        return [QueueStats(q, {s: c.get(s, 0) for s in JobState}) for q, c in sorted(counts.items())]
+        return [
+            QueueStats(q, {s: c.get(s, 0) for s in JobState}, lapsed.get(q, 0))
+            for q, c in sorted(counts.items())
+        ]
 
     def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:
         rows = self._read(self._q["next_run_at"])

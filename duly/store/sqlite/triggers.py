@@ -66,16 +66,29 @@ class SQLiteTriggers:
             _ts(next_fire_at), now,
         )  # fmt: skip
 
-    def add_trigger(self, t: TriggerSpec, next_fire_at: datetime | None, declared: bool = False) -> Trigger:
-        """Store a new trigger; a declared one (from code) updates the stored rule instead."""
+    #: The scheduler writes the triggers declared in code through the caller's connection
+    #: when an event is emitted inside the caller's transaction (which may hold the write lock).
+    declares_in_caller_transaction = True
+
+    def add_trigger(self, t: TriggerSpec, next_fire_at: datetime | None, declared: bool = False,
+                    conn: Any = None) -> Trigger:  # fmt: skip
+        """Store a new trigger; a declared one (from code) updates the stored rule instead.
+        With ``conn`` (the caller's connection) it is written in the caller's transaction."""
         now = self._now()
         params = self._trigger_params(t, declared, next_fire_at, now)
+        if conn is not None:
+            from duly.store.sqlite.store import Cursor, _caller_connection
+
+            return self._add_trigger_on(Cursor(_caller_connection(conn).cursor()), t, declared, params)
         with self._write() as cur:
-            row = cur.execute(self._q["trigger_insert"], params).fetchone()
-            if row is None:
-                if not declared:
-                    raise InvalidOption(f"a trigger named {t.name!r} already exists")
-                row = cur.execute(self._q["trigger_update_declared"], params).fetchone()
+            return self._add_trigger_on(cur, t, declared, params)
+
+    def _add_trigger_on(self, cur: Any, t: TriggerSpec, declared: bool, params: tuple[Any, ...]) -> Trigger:
+        row = cur.execute(self._q["trigger_insert"], params).fetchone()
+        if row is None:
+            if not declared:
+                raise InvalidOption(f"a trigger named {t.name!r} already exists")
+            row = cur.execute(self._q["trigger_update_declared"], params).fetchone()
         return self._trigger(row)
 
     def get_trigger(self, name: str) -> Trigger | None:
