@@ -129,6 +129,7 @@ WHERE id = ?7 AND attempt = ?8 AND state = 'running'
 UPDATE {jobs}
 SET state = 'succeeded',
     result = done.result,
+    run_by = NULL,
     progress_done = coalesce(done.progress_done, {jobs}.progress_done),
     progress_total = CASE WHEN done.progress_done IS NULL THEN {jobs}.progress_total ELSE done.progress_total END,
     lease_expires_at = NULL,
