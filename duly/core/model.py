@@ -22,7 +22,9 @@ class KeyMode(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a worker builds one per claimed job, and a frozen 26-field dataclass costs
+# five times as much to construct (object.__setattr__ per field). Treat it as read-only.
+@dataclass(slots=True, eq=True)
 class Job:
     id: int
     task: str

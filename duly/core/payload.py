@@ -138,6 +138,16 @@ def dump_arguments(
     return a, k
 
 
+def load_args(text: str) -> list[Any]:
+    """Stored positional arguments (most jobs have none: no parser for those)."""
+    return [] if text == "[]" else json.loads(text)  # type: ignore[no-any-return]
+
+
+def load_kwargs(text: str) -> dict[str, Any]:
+    """Stored keyword arguments (most jobs have none: no parser for those)."""
+    return {} if text == "{}" else json.loads(text)  # type: ignore[no-any-return]
+
+
 def load(text: str | bytes | None) -> Any:
     if text is None:
         return None

@@ -35,6 +35,9 @@ def normalise_url(url: str) -> str:
 def connect_kwargs(url: str) -> dict[str, Any]:
     """Options of every connection the store opens itself (autocommit: each verb decides)."""
     kwargs: dict[str, Any] = {"autocommit": True}
+    if "options" not in url:
+        # timestamps arrive as UTC datetimes, with nothing to convert per row
+        kwargs["options"] = "-c TimeZone=UTC"
     if "connect_timeout" not in url:
         kwargs["connect_timeout"] = CONNECT_TIMEOUT
     return kwargs

@@ -8,17 +8,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from duly.core.model import Attempt, Finish, Job
+from duly.core.payload import load_args, load_kwargs
 from duly.core.states import JobState, Outcome
 from duly.core.transitions import plan_finish
 
 
 def utc(dt: datetime | None) -> datetime | None:
-    """A timestamptz as an aware UTC datetime, whatever the session's TimeZone."""
-    return None if dt is None else dt.astimezone(UTC)
+    """A timestamptz as an aware UTC datetime, whatever the session's TimeZone (the store's
+    own connections ask for UTC, so this is a check, not a conversion)."""
+    if dt is None or dt.tzinfo is UTC:
+        return dt
+    return dt.astimezone(UTC)
 
 
 def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def utc_at(dt: datetime) -> datetime:
+    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+
+
+_STATES = {s.value: s for s in JobState}
 
 
 def to_job(row: Sequence[Any]) -> Job:
@@ -27,11 +38,11 @@ def to_job(row: Sequence[Any]) -> Job:
         id=row[0],
         task=row[1],
         queue=row[2],
-        args=json.loads(row[3]),
-        kwargs=json.loads(row[4]),
+        args=load_args(row[3]),
+        kwargs=load_kwargs(row[4]),
         priority=row[5],
-        state=JobState(row[6]),
-        run_at=row[7].astimezone(UTC),
+        state=_STATES[row[6]],
+        run_at=utc_at(row[7]),
         expires_at=utc(row[8]),
         key=row[9],
         attempt=row[10],
@@ -46,8 +57,8 @@ def to_job(row: Sequence[Any]) -> Job:
         progress_total=row[19],
         result=_json(row[20]),
         last_error=row[21],
-        created_at=row[22].astimezone(UTC),
-        updated_at=row[23].astimezone(UTC),
+        created_at=utc_at(row[22]),
+        updated_at=utc_at(row[23]),
         finished_at=utc(row[24]),
         trigger_id=row[25],
     )

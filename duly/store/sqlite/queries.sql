@@ -123,6 +123,30 @@ SET progress_done = coalesce(?10, progress_done),
     updated_at = ?6
 WHERE id = ?7 AND attempt = ?8 AND state = 'running'
 
+-- name: finish_succeeded
+-- The usual outcome, for a whole batch in one statement: ?1 now, ?2 a JSON array of
+-- [id, attempt, result JSON text or null, progress done or null, progress total or null].
+UPDATE {jobs}
+SET state = 'succeeded',
+    result = done.result,
+    run_by = NULL,
+    progress_done = coalesce(done.progress_done, {jobs}.progress_done),
+    progress_total = CASE WHEN done.progress_done IS NULL THEN {jobs}.progress_total ELSE done.progress_total END,
+    lease_expires_at = NULL,
+    cancel_requested = 0,
+    finished_at = ?1,
+    updated_at = ?1
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS attempt,
+             json_extract(value, '$[2]') AS result, json_extract(value, '$[3]') AS progress_done,
+             json_extract(value, '$[4]') AS progress_total
+      FROM json_each(?2)) AS done
+WHERE {jobs}.id = done.id AND {jobs}.attempt = done.attempt AND {jobs}.state = 'running'
+RETURNING {jobs}.id, {jobs}.attempt, {jobs}.worker_id, {jobs}.started_at
+
+-- name: insert_attempt_succeeded
+INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome, log)
+VALUES (?, ?, ?, ?, ?, 'succeeded', ?)
+
 -- name: insert_attempt
 INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome,
                         error_type, error_message, traceback, log)

@@ -46,6 +46,7 @@ from duly.core.model import (
     KeyMode,
     QueueStats,
 )
+from duly.core.payload import load_args, load_kwargs
 from duly.core.states import JobState, Outcome
 from duly.core.transitions import plan_finish
 from duly.store import _sql
@@ -79,6 +80,14 @@ def _ts(dt: datetime | None) -> int | None:
 
 def _dt(us: int | None) -> datetime | None:
     return None if us is None else EPOCH + timedelta(microseconds=us)
+
+
+_STATES = {s.value: s for s in JobState}
+
+
+def _plain_success(item: Finish) -> bool:
+    """A success whose result can travel inside the JSON batch of ``finish_succeeded``."""
+    return item.outcome is Outcome.SUCCEEDED and (item.result_json is None or item.result_json.isascii())
 
 
 def _delay(seconds: float) -> int:
@@ -306,38 +315,45 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         with self._shared.lock:
             return self._conn.execute(query, _bind(query, params)).fetchall()
 
-    def _job(self, row: Sequence[Any], now: int) -> Job:
+    def _job(self, row: Sequence[Any], now: int, times: dict[int, datetime] | None = None) -> Job:
+        """A Job from a ``{cols}`` row. ``times``: a memo of decoded timestamps, shared by the
+        rows of one batch (a claim's rows share their start, lease and enqueue times)."""
         state = row[6]
         run_at = row[7]
         if state == "queued" and run_at > now:
             state = "scheduled"
+        if times is None:
+            times = {}
+        dt = times.get
+        created, updated, started, lease = row[22], row[23], row[16], row[15]
+        result = row[20]
         return Job(
-            id=row[0],
-            task=row[1],
-            queue=row[2],
-            args=json.loads(row[3]),
-            kwargs=json.loads(row[4]),
-            priority=row[5],
-            state=JobState(state),
-            run_at=EPOCH + timedelta(microseconds=run_at),
-            expires_at=_dt(row[8]),
-            key=row[9],
-            attempt=row[10],
-            errors=row[11],
-            max_attempts=row[12],
-            lease_seconds=row[13],
-            worker_id=row[14],
-            lease_expires_at=_dt(row[15]),
-            started_at=_dt(row[16]),
-            cancel_requested=bool(row[17]),
-            progress_done=row[18],
-            progress_total=row[19],
-            result=None if row[20] is None else json.loads(row[20]),
-            last_error=row[21],
-            created_at=EPOCH + timedelta(microseconds=row[22]),
-            updated_at=EPOCH + timedelta(microseconds=row[23]),
-            finished_at=_dt(row[24]),
-            trigger_id=row[25],
+            row[0],
+            row[1],
+            row[2],
+            load_args(row[3]),
+            load_kwargs(row[4]),
+            row[5],
+            _STATES[state],
+            dt(run_at) or times.setdefault(run_at, EPOCH + timedelta(microseconds=run_at)),
+            _dt(row[8]),
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            row[13],
+            row[14],
+            None if lease is None else dt(lease) or times.setdefault(lease, EPOCH + timedelta(microseconds=lease)),
+            None if started is None else dt(started) or times.setdefault(started, EPOCH + timedelta(microseconds=started)),
+            bool(row[17]),
+            row[18],
+            row[19],
+            None if result is None else json.loads(result),
+            row[21],
+            dt(created) or times.setdefault(created, EPOCH + timedelta(microseconds=created)),
+            dt(updated) or times.setdefault(updated, EPOCH + timedelta(microseconds=updated)),
+            _dt(row[24]),
+            row[25],
         )
 
     # -- schema --------------------------------------------------------------------------
@@ -451,9 +467,9 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
                         params.limit,
                     ),  # fmt: skip
                 ).fetchall()
-        jobs = [self._job(r, now) for r in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
-        return jobs
+        rows.sort(key=lambda r: (-r[5], r[7], r[0]))  # RETURNING has no order: the claim order
+        times: dict[int, datetime] = {}
+        return [self._job(r, now, times) for r in rows]
 
     def heartbeat(self, worker_id: str, held: Sequence[Held]) -> HeartbeatResult:
         now = self._now()
@@ -475,25 +491,47 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     def finish(self, items: Sequence[Finish]) -> list[Finish]:
         now = self._now()
-        rows = [self._finish_params(item, now) for item in items]
+        # Plain successes (the bulk of any batch) go in one set-based statement; the rest
+        # item by item in one executemany. One transaction either way.
+        ok: list[Finish] = []
+        rest: list[Finish] = []
+        for i in items:
+            (ok if _plain_success(i) else rest).append(i)
         with self._write() as cur:
-            # Fast path: one executemany; when every item still held its job (the usual
-            # case) the attempts follow in one more. Otherwise redo item by item to learn
-            # which were stale.
-            cur.execute("SAVEPOINT duly_finish")
-            cur.executemany(self._q["finish_many"], rows)
-            if cur.rowcount == len(items):
-                cur.executemany(self._q["insert_attempt_from_job"], [self._attempt_params(i, now) for i in items])
-                cur.execute("RELEASE duly_finish")
-                stale: list[Finish] = []
-            else:
-                cur.execute("ROLLBACK TO duly_finish")
-                cur.execute("RELEASE duly_finish")
-                stale = self._finish_one_by_one(cur, items, rows, now)
+            stale = self._finish_succeeded(cur, ok, now) if ok else []
+            if rest:
+                stale += self._finish_others(cur, rest, now)
             crash_point("finish.in_transaction", items)
-        if any(plan_finish(i).state is JobState.QUEUED for i in items):
+        if rest and any(plan_finish(i).state is JobState.QUEUED for i in rest):
             self.doorbell.ring()
         return stale
+
+    def _finish_succeeded(self, cur: Any, items: Sequence[Finish], now: int) -> list[Finish]:
+        batch = json.dumps([[i.job_id, i.attempt, i.result_json, i.progress_done, i.progress_total] for i in items])
+        done = cur.execute(self._q["finish_succeeded"], (now, batch)).fetchall()
+        logs = {(i.job_id, i.attempt): i.log for i in items}
+        cur.executemany(
+            self._q["insert_attempt_succeeded"],
+            [(r[0], r[1], r[2], r[3], now, logs[r[0], r[1]]) for r in done],
+        )
+        if len(done) == len(items):
+            return []
+        written = {(r[0], r[1]) for r in done}
+        return [i for i in items if (i.job_id, i.attempt) not in written]
+
+    def _finish_others(self, cur: Any, items: Sequence[Finish], now: int) -> list[Finish]:
+        rows = [self._finish_params(item, now) for item in items]
+        # One executemany; when every item still held its job (the usual case) the attempts
+        # follow in one more. Otherwise redo item by item to learn which were stale.
+        cur.execute("SAVEPOINT duly_finish")
+        cur.executemany(self._q["finish_many"], rows)
+        if cur.rowcount == len(items):
+            cur.executemany(self._q["insert_attempt_from_job"], [self._attempt_params(i, now) for i in items])
+            cur.execute("RELEASE duly_finish")
+            return []
+        cur.execute("ROLLBACK TO duly_finish")
+        cur.execute("RELEASE duly_finish")
+        return self._finish_one_by_one(cur, items, rows, now)
 
     def _finish_params(self, item: Finish, now: int) -> tuple[Any, ...]:
         plan = plan_finish(item)
