@@ -15,7 +15,7 @@ _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 TABLES = ("jobs", "attempts", "workers", "migrations", "triggers", "slots", "queues")
 INDEXES = (
     "jobs_fetch", "jobs_lease", "jobs_expiry", "jobs_key", "jobs_queue_state", "jobs_finished",
-    "jobs_queue_stats", "triggers_due", "jobs_trigger",
+    "jobs_queue_stats", "triggers_due", "jobs_trigger", "jobs_task",
 )
 
 

@@ -8,6 +8,7 @@ Both backends implement them in a mixin (``duly.store.sqlite.admin``,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -18,7 +19,46 @@ from duly.core.admin import (
     WorkerInfo,
     WorkerRegistration,
 )
-from duly.core.model import Job
+from duly.core.model import Job, JobFilter
+from duly.core.states import JobState
+
+#: A job list filtered by queue and/or state (no task, text or ids) first collects the ids
+#: of its matches from the ``(queue, state, run_at)`` index, one range per known queue and
+#: stored state, up to this many: then the page is the newest of them, however few match
+#: and wherever they are. Above it, matches are many and the list walks the primary key
+#: newest first instead (its cost is the number of jobs newer than the page's last match).
+INDEX_WALK_CAP = 10_000
+
+_STORED = ("queued", "running", "retrying", "succeeded", "failed", "cancelled", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One range of the ``(queue, state, run_at)`` index: ``due`` True keeps run_at <= now
+    (queued), False run_at > now (scheduled), None any run time."""
+
+    queue: str
+    state: str
+    due: bool | None = None
+
+
+def index_walk(flt: JobFilter, queues: list[str]) -> list[Probe] | None:
+    """The index ranges that hold every match of ``flt``, or None when the filter is not
+    one the ``(queue, state, run_at)`` index serves (a task, a search text or ids)."""
+    if flt.queue is None and flt.state is None:
+        return None
+    if flt.task is not None or flt.text or flt.ids or flt.after_id is not None:
+        return None
+    names = [flt.queue] if flt.queue is not None else queues
+    if flt.state is None:
+        states: list[tuple[str, bool | None]] = [(s, None) for s in _STORED]
+    elif flt.state is JobState.SCHEDULED:
+        states = [("queued", False)]
+    elif flt.state is JobState.QUEUED:
+        states = [("queued", True)]
+    else:
+        states = [(flt.state.value, None)]
+    return [Probe(q, s, due) for q in names for s, due in states]
 
 
 class AdminStore(Protocol):
@@ -59,6 +99,11 @@ class AdminStore(Protocol):
 
     def throughput(self, since: datetime) -> list[ThroughputPoint]:
         """Jobs that ended since ``since``, per minute, queue and final state."""
+
+    def list_jobs_by_index(self, flt: JobFilter) -> list[Job] | None:
+        """A page of jobs filtered by queue and/or state, through the ``(queue, state,
+        run_at)`` index (see ``INDEX_WALK_CAP``); None when ``flt`` is not such a filter
+        (``list_jobs`` calls this first and plans the others itself)."""
 
     def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
         """(queue, outcome, seconds) of attempts of the jobs that ended since ``since``."""

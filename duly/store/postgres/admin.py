@@ -27,9 +27,10 @@ from duly.core.admin import (
     WorkerInfo,
     WorkerRegistration,
 )
-from duly.core.model import Job
+from duly.core.model import Job, JobFilter
 from duly.core.states import JobState
 from duly.store import _sql
+from duly.store import admin as _admin
 from duly.store.postgres._conn import fetch
 from duly.store.postgres._rows import to_job
 
@@ -175,9 +176,7 @@ class PostgresAdmin:
         now: datetime | None,
     ) -> int:
         plan = fetch(conn, self._aq[query], {"queue": queue, "state": state, "now": now}, prepare=False)[0][0]
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        return int(plan[0]["Plan"]["Plan Rows"])
+        return _plan_rows(plan)
 
     def oldest_due(self) -> dict[str, datetime]:
         with self._connection() as conn:
@@ -190,6 +189,33 @@ class PostgresAdmin:
             ThroughputPoint(r[0], r[2].astimezone(UTC), JobState(r[1]), int(r[3]))
             for r in self._arun("throughput", {"since": since})
         ]
+
+    def list_jobs_by_index(self, flt: JobFilter) -> list[Job] | None:
+        now = self._now_param()
+        cap = _admin.INDEX_WALK_CAP
+        ids: list[int] = []
+        with self._connection() as conn:
+            probes = _admin.index_walk(flt, self._queue_names(conn) if flt.queue is None else [])
+            if probes is None:
+                return None
+            stored = probes[0].state if flt.state is not None else None
+            plan = fetch(conn, self._aq["estimate_filter"], {"queue": flt.queue, "state": stored}, prepare=False)
+            if _plan_rows(plan[0][0]) > 4 * cap:
+                return None  # many matches (the statistics say): no need to collect their ids
+            before = 2**63 - 1 if flt.before_id is None else flt.before_id
+            for p in probes:
+                params = {"queue": p.queue, "state": p.state, "due": p.due, "now": now, "before": before,
+                          "limit": cap + 1 - len(ids)}  # fmt: skip
+                ids += [r[0] for r in fetch(conn, self._aq["index_ids"], params, prepare=False)]
+                if len(ids) > cap:
+                    return None  # many matches: the primary key newest first (list_jobs)
+            page = sorted(ids, reverse=True)[: max(1, min(flt.limit, 1000))]
+            if not page:
+                return []
+            rows = fetch(conn, self._aq["jobs_by_ids"], {"ids": page, "now": now})
+        jobs = [to_job(r) for r in rows]
+        # a job may have moved on between the two reads: keep the page to the filter
+        return [j for j in jobs if (flt.state is None or j.state is flt.state) and flt.queue in (None, j.queue)]
 
     def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
         rows = self._arun("recent_attempts", {"since": since, "limit": limit})
@@ -210,3 +236,10 @@ class PostgresAdmin:
             "run_now", {"now": self._now_param(), "id": job_id, "channel": self.channel}
         )
         return to_job(rows[0]) if rows else None
+
+
+def _plan_rows(plan: Any) -> int:
+    """The row estimate of an ``EXPLAIN (FORMAT JSON)`` result."""
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])

@@ -153,3 +153,25 @@ SET run_at = least(run_at, coalesce(%(now)s::timestamptz, now())),
     updated_at = coalesce(%(now)s::timestamptz, now())
 WHERE id = %(id)s::bigint AND state IN ('queued','retrying')
 RETURNING {cols}, pg_notify(%(channel)s::text, queue) IS NULL
+
+-- name: index_ids
+-- Ids of one queue's jobs in one stored state (due: run_at up to now; not due: after it;
+-- NULL: any), ids below %(before)s: one range of the (queue, state, run_at) index. The job
+-- list's queue and state filters (admin.py). Run unprepared: the constant branches fold.
+SELECT id FROM {jobs}
+WHERE queue = %(queue)s::text AND state = %(state)s::text
+  AND (%(due)s::boolean IS DISTINCT FROM true OR run_at <= coalesce(%(now)s::timestamptz, now()))
+  AND (%(due)s::boolean IS DISTINCT FROM false OR run_at > coalesce(%(now)s::timestamptz, now()))
+  AND id < %(before)s::bigint
+LIMIT %(limit)s::integer
+
+-- name: jobs_by_ids
+SELECT {cols} FROM {jobs} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id DESC
+
+-- name: estimate_filter
+-- The planner's estimate of the jobs in queue %(queue)s (NULL: any) and stored state
+-- %(state)s (NULL: any), read from EXPLAIN: no rows are visited.
+EXPLAIN (FORMAT JSON)
+SELECT 1 FROM {jobs}
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(state)s::text IS NULL OR state = %(state)s::text)

@@ -118,3 +118,7 @@ CREATE TABLE {queues} (
     updated_at timestamptz NOT NULL
 );
 CREATE STATISTICS {jobs_queue_stats} (mcv, ndistinct) ON queue, state FROM {jobs};
+
+-- duly schema version 5 (PostgreSQL): the job list filtered by task (keys never change on
+-- a state transition).
+CREATE INDEX {jobs_task} ON {jobs} (task, id);

@@ -346,6 +346,9 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         return to_job(rows[0]) if rows else None
 
     def list_jobs(self, flt: JobFilter) -> list[Job]:
+        walked = self.list_jobs_by_index(flt)  # queue/state filters: admin.py
+        if walked is not None:
+            return walked
         text = None
         if flt.text:
             text = (

@@ -23,11 +23,13 @@ from duly.core.admin import (
     WorkerInfo,
     WorkerRegistration,
 )
-from duly.core.model import Job
+from duly.core.model import Job, JobFilter
 from duly.core.states import JobState
 from duly.store import _sql
+from duly.store import admin as _admin
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN, _MAX = -(2**63), 2**63 - 1
 _US = timedelta(microseconds=1)
 _STORED_STATES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled", "expired")
 _FINAL = ("succeeded", "failed", "cancelled", "expired")
@@ -39,6 +41,13 @@ def _us(dt: datetime) -> int:
 
 def _dt(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
+
+
+def _run_at_range(due: bool | None, now: int) -> tuple[int, int]:
+    """run_at bounds of a probe: due (queued) up to now, not due (scheduled) after it."""
+    if due is None:
+        return _MIN, _MAX
+    return (_MIN, now) if due else (now + 1, _MAX)
 
 
 class SQLiteAdmin:
@@ -173,6 +182,30 @@ class SQLiteAdmin:
             ThroughputPoint(r[0], _dt(r[2]), JobState(r[1]), r[3])
             for r in self._read(self._aq["throughput"], (_us(since),))
         ]
+
+    def list_jobs_by_index(self, flt: JobFilter) -> list[Job] | None:
+        probes = _admin.index_walk(flt, self.queue_names() if flt.queue is None else [])
+        if probes is None:
+            return None
+        now = self._now()
+        before = _MAX if flt.before_id is None else flt.before_id
+        limit = max(1, min(flt.limit, 1000))
+        cap = _admin.INDEX_WALK_CAP
+        ids: list[int] = []
+        for p in probes:
+            lo, hi = _run_at_range(p.due, now)
+            ids += [r[0] for r in self._read(self._aq["index_ids"], (p.queue, p.state, lo, hi, before, cap + 1 - len(ids)))]
+            if len(ids) > cap:  # many matches: newest first by the primary key
+                lo, hi = _run_at_range(probes[0].due, now)
+                state = probes[0].state if flt.state is not None else None
+                rows = self._read(self._aq["newest_matching"], (flt.queue, state, lo, hi, before, limit))
+                return [self._job(r, now) for r in rows]
+        page = sorted(ids, reverse=True)[:limit]
+        if not page:
+            return []
+        jobs = [self._job(r, now) for r in self._read(self._aq["jobs_by_ids"], (json.dumps(page),))]
+        # a job may have moved on between the two reads: keep the page to the filter
+        return [j for j in jobs if (flt.state is None or j.state is flt.state) and flt.queue in (None, j.queue)]
 
     def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
         rows = self._read(self._aq["recent_attempts"], (_us(since), limit))

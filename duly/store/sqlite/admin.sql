@@ -111,3 +111,23 @@ WHERE queue = ?1 AND state = ?2 AND run_at <= ?3
 UPDATE {jobs} SET run_at = min(run_at, ?1), updated_at = ?1
 WHERE id = ?2 AND state IN ('queued','retrying')
 RETURNING {cols}
+
+-- name: index_ids
+-- Ids of one queue's jobs in one stored state, run_at within [?3, ?4], ids below ?5: one
+-- range of the (queue, state, run_at) index, which holds the rowid (the id) of each entry,
+-- so the table is not read. The job list's queue and state filters (admin.py).
+SELECT id FROM {jobs} INDEXED BY {jobs_queue_state}
+WHERE queue = ?1 AND state = ?2 AND run_at BETWEEN ?3 AND ?4 AND id < ?5
+LIMIT ?6
+
+-- name: jobs_by_ids
+SELECT {cols} FROM {jobs} WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id DESC
+
+-- name: newest_matching
+-- Many matches: the table walked by id, newest first (NOT INDEXED: never an index range
+-- of every match and a sort), keeping queue ?1 (NULL: any) and stored state ?2 (NULL:
+-- any) with run_at within [?3, ?4], ids below ?5.
+SELECT {cols} FROM {jobs} NOT INDEXED
+WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) AND run_at BETWEEN ?3 AND ?4
+  AND id < ?5
+ORDER BY id DESC LIMIT ?6

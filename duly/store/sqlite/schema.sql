@@ -119,3 +119,7 @@ CREATE TABLE {queues} (
     paused_at  INTEGER,
     updated_at INTEGER NOT NULL
 );
+
+-- duly schema version 5 (SQLite): the job list filtered by task (keys never change on
+-- a state transition).
+CREATE INDEX {jobs_task} ON {jobs} (task, id);

@@ -640,6 +640,9 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         return self._job(rows[0], self._now()) if rows else None
 
     def list_jobs(self, flt: JobFilter) -> list[Job]:
+        walked = self.list_jobs_by_index(flt)  # queue/state filters: admin.py
+        if walked is not None:
+            return walked
         now = self._now()
         where, params = [], []  # type: list[str], list[Any]
         if flt.queue is not None:
