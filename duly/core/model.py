@@ -162,7 +162,7 @@ class HeartbeatResult:
     cancel_requested: frozenset[int]  # job ids someone asked to cancel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per attempt on the worker's hot path: not frozen (cheaper to build)
 class Finish:
     """How an attempt ended, as the completer persists it (fenced by ``attempt``).
 

@@ -140,12 +140,12 @@ def dump_arguments(
 
 def load_args(text: str) -> list[Any]:
     """Stored positional arguments (most jobs have none: no parser for those)."""
-    return [] if text == "[]" else json.loads(text)  # type: ignore[no-any-return]
+    return [] if text == "[]" else json.loads(text)
 
 
 def load_kwargs(text: str) -> dict[str, Any]:
     """Stored keyword arguments (most jobs have none: no parser for those)."""
-    return {} if text == "{}" else json.loads(text)  # type: ignore[no-any-return]
+    return {} if text == "{}" else json.loads(text)
 
 
 def load(text: str | bytes | None) -> Any:

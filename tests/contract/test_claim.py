@@ -9,7 +9,7 @@ import pytest
 import duly
 from duly.core.model import Finish, Held
 from duly.core.states import JobState, Outcome
-from tests.conftest import T0
+from tests.conftest import T0, Backend
 from tests.helpers import claim, claim_one, fail, held, succeed
 
 
@@ -21,6 +21,25 @@ def test_claim_records_worker_attempt_and_lease(app: duly.App) -> None:
     assert got.started_at == T0
     assert got.lease_expires_at == T0 + timedelta(seconds=60)
     assert claim(app) == []
+
+
+def test_a_claimed_job_reads_back_as_stored(app: duly.App, clock: duly.VirtualClock) -> None:
+    """A claim builds its jobs from fewer columns than a read: every field must agree."""
+    app.enqueue("t", args=[1, "x"], kwargs={"k": [1.5]}, priority=3, expires_in="1h", key="k1")
+    first = claim_one(app, worker="w9")
+    fail(app, first, retry_in=0)  # a second attempt carries errors and last_error
+    got = claim_one(app, worker="w10")
+    stored = app.store.get_job(got.id)
+    assert stored is not None and got.attempt == 2 and got.last_error
+    assert got == stored, [(f, getattr(got, f), getattr(stored, f)) for f in got.__slots__
+                           if getattr(got, f) != getattr(stored, f)]  # fmt: skip
+
+
+def test_a_claimed_job_reads_back_as_stored_under_the_real_clock(backend: Backend) -> None:
+    app = backend.app(duly.SystemClock())
+    app.enqueue("t", args=[[]], kwargs={})
+    got = claim_one(app, worker="w1")
+    assert got == app.store.get_job(got.id)
 
 
 def test_claim_order_priority_then_run_at_then_id_seed_001_15(app: duly.App, clock: duly.VirtualClock) -> None:

@@ -64,6 +64,39 @@ def to_job(row: Sequence[Any]) -> Job:
     )
 
 
+def to_claimed_job(row: Sequence[Any], worker_id: str) -> Job:
+    """A Job from a ``claim_columns`` row of a claim by ``worker_id``."""
+    started = utc_at(row[17])
+    return Job(
+        row[0],
+        row[1],
+        row[2],
+        load_args(row[3]),
+        load_kwargs(row[4]),
+        row[5],
+        JobState.RUNNING,
+        utc_at(row[6]),
+        utc(row[7]),
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        worker_id,
+        utc(row[18]),
+        started,
+        False,
+        None,
+        None,
+        _json(row[13]),
+        row[14],
+        utc_at(row[15]),
+        started,
+        None,
+        row[16],
+    )
+
+
 def to_attempt(row: Sequence[Any]) -> Attempt:
     return Attempt(
         job_id=row[0],

@@ -13,6 +13,12 @@ run_at, expires_at, key, attempt, errors, max_attempts, lease_seconds, worker_id
 lease_expires_at, started_at, cancel_requested, progress_done, progress_total, result::text,
 last_error, created_at, updated_at, finished_at, trigger_id
 
+-- name: claim_columns
+-- What a claim returns: what it does not know already (state and worker are its own).
+id, task, queue, args::text, kwargs::text, priority, run_at, expires_at, key, attempt, errors,
+max_attempts, lease_seconds, result::text, last_error, created_at, trigger_id, started_at,
+lease_expires_at
+
 -- name: insert
 WITH ins AS (
     INSERT INTO {jobs} (task, queue, args, kwargs, priority, state, run_at, expires_at, key,
@@ -120,7 +126,7 @@ SET state = 'running', attempt = attempt + 1, worker_id = %(worker_id)s::text,
     cancel_requested = false, progress_done = NULL, progress_total = NULL
 FROM c
 WHERE id = c.claim_id
-RETURNING {cols}
+RETURNING {claim_cols}
 
 -- name: claim_queues
 WITH c AS (
@@ -143,7 +149,7 @@ SET state = 'running', attempt = attempt + 1, worker_id = %(worker_id)s::text,
     cancel_requested = false, progress_done = NULL, progress_total = NULL
 FROM c
 WHERE id = c.claim_id
-RETURNING {cols}
+RETURNING {claim_cols}
 
 -- name: heartbeat
 -- Batch writers (heartbeat, finish) lock their rows in id order first, so that they never

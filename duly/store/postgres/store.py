@@ -47,7 +47,7 @@ from duly.store.postgres import _conn
 from duly.store.postgres._conn import fetch
 from duly.store.postgres._listen import Listener
 from duly.store.postgres._produce import Producer
-from duly.store.postgres._rows import finish_arrays, to_attempt, to_job, utc
+from duly.store.postgres._rows import finish_arrays, to_attempt, to_claimed_job, to_job, utc
 from duly.store.postgres.admin import PostgresAdmin
 from duly.store.postgres.triggers import PostgresTriggers
 from duly.store.url import redact_url
@@ -89,6 +89,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         self._names = names
         raw = _sql.load_queries(PACKAGE)
         names["cols"] = sql.SQL(raw.pop("job_columns"))
+        names["claim_cols"] = sql.SQL(raw.pop("claim_columns"))
         self._q: dict[str, str] = {k: self._render(v) for k, v in raw.items()}
         self._closed = False
         with _conn.first_connection(self._dsn) as first:
@@ -241,9 +242,8 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             rows = self._run(
                 "claim_queues", {**values, "queues": list(params.queues)}, prepare=True
             )
-        jobs = [to_job(r) for r in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
-        return jobs
+        rows.sort(key=lambda r: (-r[5], r[6], r[0]))  # RETURNING has no order: the claim order
+        return [to_claimed_job(r, params.worker_id) for r in rows]
 
     def heartbeat(self, worker_id: str, held: Sequence[Held]) -> HeartbeatResult:
         if not held:

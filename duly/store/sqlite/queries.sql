@@ -1,5 +1,6 @@
 -- Named queries of the SQLite store. Placeholders are positional (?).
--- {cols} is the job column list (see store.py, JOB_COLUMNS).
+-- {cols} is the job column list (see store.py, JOB_COLUMNS); {claim_cols} the shorter one
+-- of a claim (CLAIM_COLUMNS: what the claim does not already know).
 
 -- name: insert
 INSERT INTO {jobs} (task, queue, args, kwargs, priority, state, run_at, expires_at, key,
@@ -38,7 +39,7 @@ WHERE id IN (
       AND queue NOT IN (SELECT value FROM json_each(?))
     ORDER BY priority DESC, run_at, id
     LIMIT ?)
-RETURNING {cols}
+RETURNING {claim_cols}
 
 -- name: claim_queues
 UPDATE {jobs}
@@ -54,7 +55,7 @@ WHERE id IN (
       AND queue NOT IN (SELECT value FROM json_each(?))
     ORDER BY priority DESC, run_at, id
     LIMIT ?)
-RETURNING {cols}
+RETURNING {claim_cols}
 
 -- name: heartbeat
 UPDATE {jobs}
