@@ -60,7 +60,7 @@ def bad_input(app: duly.App) -> dict[str, Any]:
         ("unparseable delay", lambda: e("work", [], run_in="soon"), ("run_in",)),
         ("naive run_at", lambda: e("work", [], run_at=datetime(2030, 1, 1)), ("time zone",)),
         ("garbage run_at", lambda: e("work", [], run_at="yesterday-ish"), ("run_at",)),
-        ("expiry before run time", lambda: e("work", [], run_in=60, expires_in=30), ("expires_at", "run time")),
+        ("expiry before run time", lambda: e("work", [], run_in=60, expires_in=30), ("expires", "run time")),
         ("expiry in the past", lambda: e("work", [], expires_at=datetime.now(UTC) - timedelta(hours=1)), ("expires_at",)),
         ("zero max_attempts", lambda: e("work", [], max_attempts=0), ("max_attempts",)),
         ("empty task name", lambda: e("", []), ("task name",)),
