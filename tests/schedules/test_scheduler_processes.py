@@ -13,9 +13,10 @@ those more than the misfire grace (5 s) before ``R``, the on-time ones the rest 
 - ``all``: one job per slot of the downtime, the latest ``catch_up_limit`` of them.
 
 The issue asks for two minutes of schedulers; the test runs ``DULY_SCHED_SECONDS`` (default
-25) so that the suite stays short. The full-length run::
+25) so that the suite stays short. The full-length run, on both backends, recorded in
+docs/reliability.md::
 
-    DULY_SCHED_SECONDS=120 DULY_TEST_PG_URL=... pytest tests/schedules/test_scheduler_processes.py
+    python scripts/schedulers_full.py        # DULY_SCHED_SECONDS=120 for each backend
 """
 
 from __future__ import annotations
