@@ -7,10 +7,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg.rows import tuple_row
 
 from duly.core.errors import ConfigurationError, DatabaseUnavailable
 from duly.store.url import redact_url, secrets_in
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 #: Seconds libpq waits for a server before giving up (unless the URL sets connect_timeout).
 CONNECT_TIMEOUT = 10
@@ -84,7 +87,9 @@ def fetch(
     """Execute on ``conn`` with plain tuple rows (whatever the caller's row factory is)."""
     with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(query, params, prepare=prepare)
-        return cur.fetchall() if cur.description is not None else []
+        # (not ``cur.description``: it builds a Column object per column on every call)
+        res = cur.pgresult
+        return cur.fetchall() if res is not None and res.status == TUPLES_OK else []
 
 
 def alive(conn: psycopg.Connection[Any]) -> bool:
