@@ -6,10 +6,8 @@
     python scripts/chaos_full.py --backend sqlite     # one backend
     python scripts/chaos_full.py --no-write           # print the figures only
     python scripts/chaos_full.py --check 2 --merge    # rerun one check, keep the others' figures
-
-The figures also go to docs/reliability.json (read back by --merge).
-
     python scripts/chaos_full.py --check 7 --issue-size --merge   # checks 1, 5, 7 at the issue's size
+    python scripts/chaos_full.py --render-only        # rewrite the page from the JSON
 
 The figures also go to docs/reliability.json, with each check's sizes, the exact command that
 made them, when and on what (Python, SQLite, PostgreSQL) each backend ran; the page is rendered
@@ -322,6 +320,14 @@ def render(
         "  hung after SIGTERM. Such handlers now count as abandoned and the worker exits.",
         "- **bandit** (check 10): a SHA-1 used for a folder name is marked `usedforsecurity=False`;",
         "  one composed SELECT (constant columns, bound values) is marked `nosec B608`.",
+        "- **The JSON API kept the last of two equal keys** (check 9): `{\"priority\": 1,",
+        "  \"priority\": 99}` enqueued with priority 99. `POST /api/jobs` now answers 400 naming the",
+        "  key, at any depth; `NaN` and `Infinity` (not JSON) are refused there too.",
+        "- **A deeply nested body was a 500** (check 9, Hypothesis on the JSON API): Python's",
+        "  parser raised RecursionError; it is now a 400 saying the body is nested too deeply.",
+        "- **`scripts/audit` claimed \"No known vulnerabilities found\" while it audited nothing**",
+        "  (check 10): without network pip-audit skips every package and still exits 0. The script",
+        "  now reads pip-audit's report and says `NOT RUN` (see check 10).",
         "",
         "## At CI sizes",
         "",
@@ -401,6 +407,8 @@ def main() -> int:
     seconds: dict[int, dict[str, float]] = {}
     meta: dict[int, dict[str, Any]] = {}
     saved = Path(opts.out).with_suffix(".json")
+    if opts.render_only and not saved.exists():
+        parser.error(f"--render-only: no {saved} to render from")
     if (opts.merge or opts.render_only) and saved.exists():
         old = json.loads(saved.read_text())
         results = {int(k): v for k, v in old["results"].items()}
