@@ -38,6 +38,9 @@ def wanted(argv: list[str]) -> list[str]:
 if __name__ == "__main__":
     args = sys.argv[1:]
     if not benv.in_env():
+        if ("-h" in args or "--help" in args) and not os.path.exists(benv.PY):
+            print(__doc__)  # the suite's environment is made by the first real run
+            sys.exit(0)
         if "-h" not in args and "--help" not in args:
             benv.ensure(wanted(args), reinstall="--reinstall" in args)
         args = [a for a in args if a != "--reinstall"]
