@@ -178,6 +178,48 @@ def test_csrf_failures(web: tuple[duly.App, Client]) -> None:
     assert app.get_job(job.id).state is duly.JobState.QUEUED and len(app.jobs()) == 1
 
 
+def test_csrf_failures_on_queue_and_trigger_actions(web: tuple[duly.App, Client]) -> None:
+    """Every state-changing API route refuses a request without the token, with a wrong
+    one, and from another origin, and changes nothing."""
+    app, c = web
+    app.enqueue("t", queue="mail")
+    app.schedule("reports.build", name="nightly", cron="30 2 * * *")
+    wrong = {"X-CSRF-Token": "x" * 43}
+    for url in ("/api/queues/mail/pause", "/api/queues/mail/resume", "/api/triggers/nightly/pause",
+                "/api/triggers/nightly/resume", "/api/triggers/nightly/run"):  # fmt: skip
+        c.csrf()  # the client holds the cookie: only the token is missing or wrong
+        for headers in ({}, wrong):
+            r = c.post(url, csrf=False, headers=headers)
+            assert r.status_code == 403 and "CSRF" in r.json()["error"], (url, headers, r.text)
+        cross = c.post(url, headers={"Origin": "https://evil.example"})
+        assert cross.status_code == 403 and "cross-origin" in cross.json()["error"], url
+    assert app.paused_queues() == [] and app.trigger("nightly").paused is False
+    assert app.jobs(task="reports.build") == []
+    # the page forms of the same actions
+    for url in ("/queues/mail/pause", "/triggers/nightly/pause", "/triggers/nightly/run"):
+        r = c.post(url, csrf=False, data={"csrf_token": "forged"})
+        assert r.status_code == 403 and "CSRF" in r.text, url
+    assert app.paused_queues() == [] and app.trigger("nightly").paused is False
+    assert app.jobs(task="reports.build") == []
+
+
+def test_login_refuses_a_forged_csrf_token(secured: tuple[duly.App, Client]) -> None:
+    """A login form posted without the CSRF token, or from another site, is refused even
+    with the right token (login CSRF), and no session is set."""
+    _, c = secured
+    c.csrf()
+    for data, headers in (({"token": TOKEN, "next": "/"}, {}),
+                          ({"csrf_token": "forged", "token": TOKEN, "next": "/"}, {}),
+                          ({"csrf_token": c.csrf(), "token": TOKEN, "next": "/"}, {"Origin": "https://evil.example"})):  # fmt: skip
+        r = c.post("/login", csrf=False, data=data, headers=headers)
+        assert r.status_code == 403, (data, headers, r.status_code)
+        assert "duly_session" not in r.headers.get("set-cookie", "")
+        assert "duly_session" not in c.http.cookies
+    assert c.get("/jobs").status_code == 303  # still logged out
+    ok = c.post("/login", csrf=False, data={"csrf_token": c.csrf(), "token": TOKEN, "next": "/jobs"})
+    assert ok.status_code == 303 and ok.headers["location"] == "/jobs" and "duly_session" in c.http.cookies
+
+
 def test_script_in_arguments_errors_logs_and_names_is_escaped(web: tuple[duly.App, Client]) -> None:
     app, c = web
     evil = '<script>alert("xss")</script>'
@@ -203,8 +245,19 @@ def test_security_headers_and_dns_rebinding(web: tuple[duly.App, Client]) -> Non
         assert "script-src 'self'" in h["content-security-policy"]
         assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY"
         assert h["referrer-policy"] == "same-origin"
-    cookie = c.get("/").headers.get("set-cookie", "") or "duly_csrf=; HttpOnly; SameSite=Strict"
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        csp = [d.strip() for d in h["content-security-policy"].split(";")]
+        assert not any("unsafe-inline" in d or "unsafe-eval" in d for d in csp), csp
+        assert "object-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    # a client without cookies is given the CSRF cookie, with its flags
+    with httpx.Client(base_url=c.server.url) as fresh:
+        first = fresh.get("/")
+        cookies = first.headers.get_list("set-cookie")
+        (csrf,) = [v for v in cookies if v.startswith("duly_csrf=")]
+        flags = {f.strip().split("=")[0].lower(): f.strip() for f in csrf.split(";")[1:]}
+        assert set(flags) == {"path", "httponly", "samesite"}, csrf  # no Secure over plain HTTP
+        assert flags["path"] == "Path=/" and flags["samesite"] == "SameSite=Strict"
+        assert len(csrf.split(";")[0].removeprefix("duly_csrf=")) >= 40
+        assert "set-cookie" not in fresh.get("/").headers  # kept: not issued again
     rebound = c.get("/api/overview", headers={"Host": "attacker.example"})
     assert rebound.status_code == 400
 
