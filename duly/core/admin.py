@@ -27,7 +27,8 @@ class WorkerRegistration:
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """A worker as the registry sees it. ``alive``: it touched its row within the
-    ``dead_after`` window given to ``list_workers``; ``running``: jobs it holds a lease on."""
+    ``dead_after`` window given to ``list_workers``; ``running``: how many jobs it holds a
+    lease on, ``job_ids``: which (ascending)."""
 
     id: str
     hostname: str
@@ -38,6 +39,7 @@ class WorkerInfo:
     last_seen_at: datetime
     alive: bool
     running: int
+    job_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,132 @@ def test_workers_page_lists_registered_workers(site: tuple[duly.App, Session]) -
     expect(page.locator("#workers")).to_contain_text("host-b:7:cafe")
 
 
+def _when(dt: datetime | None) -> str:
+    """A time as the pages write it (UTC, to the second)."""
+    return "-" if dt is None else dt.astimezone(UTC).isoformat()[:19].replace("T", " ")
+
+
+def _mark(page: Any) -> None:
+    """Tag the loaded document: ``_same_document`` tells a live update from a reload."""
+    page.evaluate("window.__duly_test_mark = 1")
+
+
+def _same_document(page: Any) -> bool:
+    return bool(page.evaluate("window.__duly_test_mark === 1"))
+
+
+def test_overview_chart_redraws_on_refresh(site: tuple[duly.App, Session]) -> None:
+    app, s = site
+    app.enqueue("t", queue="mail")
+    page = s.goto("/")
+    chart = page.locator("#chart")
+    assert chart.get_attribute("data-total") == "0" and chart.locator("rect").count() == 0
+    _mark(page)
+    succeed(app, claim_one(app))
+    expect(chart).to_have_attribute("data-total", "1")  # redrawn from /api/overview
+    assert chart.locator("rect.bar-succeeded").count() == 1
+    assert "1 succeeded" in (chart.locator("rect.bar-succeeded title").text_content() or "")
+    app.enqueue("t", queue="mail")
+    fail(app, claim_one(app), retry_in=None)
+    expect(chart).to_have_attribute("data-total", "2")
+    assert chart.locator("rect.bar-failed").count() == 1
+    assert _same_document(page)  # drawn again in place, not by reloading the page
+
+
+def test_job_list_refreshes_live(site: tuple[duly.App, Session]) -> None:
+    app, s = site
+    first = app.enqueue("mail.send", queue="mail")
+    app.enqueue("reports.build", queue="reports")
+    page = s.goto("/jobs?queue=mail")
+    rows = page.locator("#jobs tbody tr")
+    assert rows.count() == 1
+    _mark(page)
+    second = app.enqueue("mail.send", queue="mail", args=["<b>x</b>"])
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator("td").first).to_have_text(str(second.id))  # newest first
+    job = claim_one(app)  # the oldest due: the first mail job
+    assert job.id == first.id
+    app.set_progress(job.id, job.attempt, 2, 5)
+    row = page.locator(f'#jobs tr[data-job-id="{first.id}"]')
+    expect(row.locator(".state")).to_have_text("running")
+    expect(row.locator("progress")).to_have_attribute("value", "2")
+    fail(app, job, retry_in=None, message="smtp said no")
+    expect(row.locator(".state")).to_have_text("failed")
+    expect(row.locator("td.error")).to_have_text("RuntimeError: smtp said no")
+    assert "reports.build" not in page.locator("#jobs").inner_text()  # the filter holds
+    assert _same_document(page)
+
+
+def test_job_page_run_now_and_result(site: tuple[duly.App, Session]) -> None:
+    app, s = site
+    later = app.enqueue("reports.build", args=[7], queue="reports", run_in="2h")
+    page = s.goto(f"/jobs/{later.id}")
+    assert page.locator("#job-state").inner_text() == "scheduled"
+    page.click("button:has-text('Run now')")
+    page.wait_for_url(f"**/jobs/{later.id}?msg=*")
+    assert "run done: now queued" in page.locator(".flash").inner_text()
+    assert page.locator("#job-state").inner_text() == "queued"
+    moved = app.get_job(later.id)
+    assert moved.state is duly.JobState.QUEUED and moved.run_at <= app.store.now()
+
+    job = claim_one(app)
+    result = {"pages": 3, "title": "<b>Q3</b>", "files": ["a.pdf", "b.pdf"]}
+    succeed(app, job, result=result)
+    page = s.goto(f"/jobs/{job.id}")
+    assert page.locator("#job-result").inner_text() == json.dumps(result, indent=2, sort_keys=True)
+    assert page.locator("#job-state").inner_text() == "succeeded"
+
+
+def test_triggers_page_next_fire_times_live_and_pause(backend: Backend, site: tuple[duly.App, Session]) -> None:
+    app, s = site
+    app.schedule("reports.build", name="hourly", every="1h")
+    app.schedule("mail.digest", name="nightly", cron="30 2 * * *", tz="Europe/Paris")
+    page = s.goto("/triggers")
+    for name in ("hourly", "nightly"):
+        row = page.locator(f'#triggers tr[data-trigger="{name}"]')
+        nxt = app.trigger(name).next_fire_at
+        assert nxt is not None and nxt > app.store.now()
+        assert row.locator('[data-field="next_fire_at"]').inner_text() == _when(nxt)
+        assert row.locator('[data-field="last_job_id"]').inner_text() == "-"
+    _mark(page)
+    # a scheduler whose clock is two hours on fires the hourly trigger
+    ahead = backend.app(duly.VirtualClock(datetime.now(UTC) + timedelta(hours=2)))
+    assert ahead.scheduler_tick() >= 1
+    fired = app.trigger("hourly")
+    assert fired.last_job_id is not None
+    row = page.locator('#triggers tr[data-trigger="hourly"]')
+    expect(row.locator('[data-field="last_job_id"]')).to_have_text(f"#{fired.last_job_id}")
+    expect(row.locator('[data-field="next_fire_at"]')).to_have_text(_when(fired.next_fire_at))
+    assert row.locator('[data-field="last_fire_at"]').inner_text() == _when(fired.last_fire_at)
+    assert _same_document(page)  # updated in place
+    row.locator("button:has-text('Pause')").click()
+    page.wait_for_url("**/triggers?msg=*")
+    assert "trigger hourly paused" in page.locator(".flash").inner_text()
+    assert app.trigger("hourly").paused is True and app.trigger("nightly").paused is False
+    row = page.locator('#triggers tr[data-trigger="hourly"]')
+    assert row.locator(".tag.paused").inner_text() == "paused"
+    assert row.locator("button:has-text('Resume')").count() == 1
+    _mark(page)
+    app.schedule("reports.build", name="weekly", cron="0 6 * * 1")  # added elsewhere
+    expect(page.locator('#triggers tr[data-trigger="weekly"]')).to_have_count(1)  # the page reloads
+
+
+def test_workers_page_shows_the_jobs_each_worker_runs(site: tuple[duly.App, Session]) -> None:
+    app, s = site
+    app.store.register_worker(WorkerRegistration("host-a:1:aa", "host-a", 1, None, 4))
+    app.enqueue("t")
+    app.enqueue("t")
+    held = claim_one(app, worker="host-a:1:aa")
+    page = s.goto("/workers")
+    cell = page.locator("#workers td.jobs")
+    assert cell.inner_text() == f"#{held.id}"
+    more = claim_one(app, worker="host-a:1:aa")
+    expect(cell).to_have_text(f"#{held.id} #{more.id}")
+    page.locator(f'#workers a[href="/jobs/{more.id}"]').click()
+    page.wait_for_url(f"**/jobs/{more.id}")
+    assert page.locator("#job-state").inner_text() == "running"
+
+
 def _demo_data(backend: Backend) -> duly.App:
     """Jobs over the last half hour in three queues, as the screenshots show them."""
     rng = random.Random(7)
@@ -209,6 +335,11 @@ def _demo_data(backend: Backend) -> duly.App:
     app.store.register_worker(WorkerRegistration("host-a:4242:beef", "host-a", 4242, None, 16))
     app.store.register_worker(WorkerRegistration("host-b:977:cafe", "host-b", 977, ["images"], 4))
     app.store.pause_queue("reports")
+    app.schedule("reports.build", name="nightly-report", cron="30 2 * * *", tz="Europe/Paris", queue="reports")
+    app.schedule("mail.send_digest", name="mail-digest", every="15m", queue="mail")
+    app.schedule("images.cleanup", name="images-cleanup", cron="0 4 * * 0")
+    app.schedule("mail.send_receipt", name="order-paid", event="order.paid", queue="mail")
+    app.pause_trigger("images-cleanup")
     return app
 
 
@@ -224,7 +355,7 @@ def test_screenshots(backend: Backend, browser: Any, tmp_path: Path) -> None:
         failed = app.jobs(state="failed", limit=1)[0]
         running = app.jobs(state="running", limit=1)[0]
         shots = {"overview": "/", "jobs": "/jobs?queue=mail", "job": f"/jobs/{failed.id}",
-                 "job-running": f"/jobs/{running.id}", "workers": "/workers"}  # fmt: skip
+                 "job-running": f"/jobs/{running.id}", "workers": "/workers", "triggers": "/triggers"}  # fmt: skip
         for name, path in shots.items():
             page = s.goto(path)
             page.wait_for_load_state("networkidle")

@@ -89,6 +89,7 @@ class PostgresAdmin:
                 last_seen_at=r[6].astimezone(UTC),
                 alive=bool(r[7]),
                 running=int(r[8]),
+                job_ids=tuple(r[9] or ()),
             )
             for r in rows
         ]

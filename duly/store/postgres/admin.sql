@@ -24,13 +24,14 @@ WITH d AS (DELETE FROM {workers} WHERE last_seen_at < %(before)s::timestamptz RE
 SELECT count(*) FROM d
 
 -- name: list_workers
--- Running jobs per holder come from the partial index on running jobs (jobs_lease).
+-- Running jobs per holder (how many and which) come from the partial index on running jobs
+-- (jobs_lease).
 SELECT w.id, w.hostname, w.pid, w.queues::text, w.concurrency, w.started_at, w.last_seen_at,
        w.last_seen_at >= coalesce(%(now)s::timestamptz, now())
                          - %(dead_after)s::float8 * interval '1 second',
-       coalesce(r.n, 0)
+       coalesce(r.n, 0), r.ids
 FROM {workers} AS w
-LEFT JOIN (SELECT worker_id, count(*) AS n FROM {jobs}
+LEFT JOIN (SELECT worker_id, count(*) AS n, array_agg(id ORDER BY id) AS ids FROM {jobs}
            WHERE state = 'running' GROUP BY worker_id) AS r ON r.worker_id = w.id
 ORDER BY w.started_at, w.id
 

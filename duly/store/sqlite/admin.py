@@ -100,7 +100,7 @@ class SQLiteAdmin:
             WorkerInfo(
                 id=r[0], hostname=r[1], pid=r[2], queues=None if r[3] is None else json.loads(r[3]),
                 concurrency=r[4], started_at=_dt(r[5]), last_seen_at=_dt(r[6]),
-                alive=r[6] >= limit, running=r[7],
+                alive=r[6] >= limit, running=r[7], job_ids=tuple(sorted(json.loads(r[8] or "[]"))),
             )
             for r in self._read(self._aq["list_workers"])
         ]

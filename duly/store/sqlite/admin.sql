@@ -19,11 +19,11 @@ DELETE FROM {workers} WHERE id = ?
 DELETE FROM {workers} WHERE last_seen_at < ?
 
 -- name: list_workers
--- Running jobs per holder come from the partial index on running jobs.
+-- Running jobs per holder (how many and which) come from the partial index on running jobs.
 SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.last_seen_at,
-       coalesce(r.n, 0)
+       coalesce(r.n, 0), r.ids
 FROM {workers} AS w
-LEFT JOIN (SELECT worker_id, count(*) AS n FROM {jobs} INDEXED BY {jobs_lease}
+LEFT JOIN (SELECT worker_id, count(*) AS n, json_group_array(id) AS ids FROM {jobs} INDEXED BY {jobs_lease}
            WHERE state = 'running' GROUP BY worker_id) AS r ON r.worker_id = w.id
 ORDER BY w.started_at, w.id
 

@@ -156,6 +156,113 @@
     });
   }
 
+  function when(iso) {
+    return iso ? String(iso).slice(0, 19).replace("T", " ") : "-";
+  }
+
+  function link(href, text) {
+    var a = document.createElement("a");
+    a.setAttribute("href", href);
+    a.textContent = text;
+    return a;
+  }
+
+  function cell(tr, content, cls) {
+    var td = document.createElement("td");
+    if (cls) { td.className = cls; }
+    (Array.isArray(content) ? content : [content]).forEach(function (c) {
+      if (c === null || c === undefined) { return; }
+      if (typeof c === "object") { td.appendChild(c); } else { td.appendChild(document.createTextNode(String(c))); }
+    });
+    tr.appendChild(td);
+    return td;
+  }
+
+  function stateBadge(state) {
+    var span = document.createElement("span");
+    span.className = "state st-" + state;
+    span.textContent = state;
+    return span;
+  }
+
+  // As Jinja's truncate(80) writes the last error in the template.
+  function truncate(text, length) {
+    if (text.length <= length + 5) { return text; }
+    var cut = text.slice(0, length - 3), space = cut.lastIndexOf(" ");
+    return (space > 0 ? cut.slice(0, space) : cut) + "...";
+  }
+
+  // The job list follows its filters live (a search text is not refreshed: it reads a
+  // window of jobs per request, so it runs when asked).
+  function jobs() {
+    var params = new URLSearchParams(window.location.search);
+    params.delete("msg");
+    if (params.get("q")) { return; }
+    poll(function () {
+      return getJSON("/api/jobs?" + params.toString()).then(function (d) {
+        var tbody = document.querySelector("#jobs tbody");
+        var older = document.getElementById("older");
+        if (!tbody || !d.jobs.length || Boolean(older) !== (d.next_before !== null)) {
+          if (tbody || d.jobs.length) { window.location.reload(); }  // appeared, emptied, paging changed
+          return;
+        }
+        var rows = document.createDocumentFragment();
+        d.jobs.forEach(function (j) {
+          var tr = document.createElement("tr");
+          tr.dataset.jobId = String(j.id);
+          cell(tr, link("/jobs/" + j.id, String(j.id)), "num");
+          cell(tr, stateBadge(j.state));
+          cell(tr, j.queue);
+          cell(tr, link("/jobs/" + j.id, j.task));
+          cell(tr, j.attempt + "/" + j.max_attempts, "num");
+          cell(tr, when(j.run_at));
+          var bar = null;
+          if (j.progress_done !== null) {
+            bar = document.createElement("progress");
+            bar.value = j.progress_done;
+            bar.max = j.progress_total || j.progress_done || 1;
+          }
+          cell(tr, bar);
+          cell(tr, truncate(j.last_error || "", 80), "error");
+          rows.appendChild(tr);
+        });
+        while (tbody.firstChild) { tbody.removeChild(tbody.firstChild); }
+        tbody.appendChild(rows);
+        if (older) {
+          var next = new URLSearchParams(params);
+          next.set("before", String(d.next_before));
+          older.setAttribute("href", "/jobs?" + next.toString());
+        }
+      });
+    });
+  }
+
+  // Triggers: next and last fire times, missed slots and the last job follow live; a
+  // trigger added, removed, paused or resumed reloads the page (its buttons change).
+  function triggers() {
+    var shape = function (list) {
+      return list.map(function (t) { return t.name + "\u0000" + t.paused; }).join("\n");
+    };
+    var shown = Array.prototype.map.call(document.querySelectorAll("#triggers tbody tr"), function (tr) {
+      return { name: tr.dataset.trigger, paused: tr.dataset.paused === "true" };
+    });
+    poll(function () {
+      return getJSON("/api/triggers").then(function (d) {
+        if (shape(d.triggers) !== shape(shown)) { window.location.reload(); return; }
+        d.triggers.forEach(function (t) {
+          var tr = document.querySelector('#triggers tr[data-trigger="' + CSS.escape(t.name) + '"]');
+          if (!tr) { return; }
+          tr.querySelector('[data-field="next_fire_at"]').textContent = when(t.next_fire_at);
+          tr.querySelector('[data-field="missed"]').textContent = String(t.missed);
+          tr.querySelector('[data-field="last_fire_at"]').textContent = when(t.last_fire_at);
+          var last = tr.querySelector('[data-field="last_job_id"]');
+          while (last.firstChild) { last.removeChild(last.firstChild); }
+          last.appendChild(t.last_job_id === null ? document.createTextNode("-") : link("/jobs/" + t.last_job_id, "#" + t.last_job_id));
+        });
+      });
+    });
+  }
+
   function workers() {
     poll(function () {
       return getJSON("/api/workers").then(function (list) {
@@ -164,28 +271,30 @@
         while (tbody.firstChild) { tbody.removeChild(tbody.firstChild); }
         list.forEach(function (w) {
           var tr = document.createElement("tr");
-          var cells = [w.id, w.hostname, w.pid, w.queues ? w.queues.join(", ") : "all", w.running,
-                       w.concurrency, null, w.last_seen_at.slice(0, 19).replace("T", " "),
-                       w.started_at.slice(0, 19).replace("T", " ")];
-          cells.forEach(function (value, i) {
-            var td = document.createElement("td");
-            if (i === 2 || i === 4 || i === 5) { td.className = "num"; }
-            if (value === null) {
-              var span = document.createElement("span");
-              span.className = "state " + (w.alive ? "st-succeeded" : "st-failed");
-              span.textContent = w.alive ? "alive" : "dead";
-              td.appendChild(span);
-            } else {
-              td.textContent = String(value);
-            }
-            tr.appendChild(td);
+          var alive = document.createElement("span");
+          alive.className = "state " + (w.alive ? "st-succeeded" : "st-failed");
+          alive.textContent = w.alive ? "alive" : "dead";
+          var ids = [];
+          (w.job_ids || []).forEach(function (id, i) {
+            if (i) { ids.push(" "); }
+            ids.push(link("/jobs/" + id, "#" + id));
           });
+          cell(tr, w.id);
+          cell(tr, w.hostname);
+          cell(tr, w.pid, "num");
+          cell(tr, w.queues ? w.queues.join(", ") : "all");
+          cell(tr, w.running, "num");
+          cell(tr, ids, "jobs");
+          cell(tr, w.concurrency, "num");
+          cell(tr, alive);
+          cell(tr, when(w.last_seen_at));
+          cell(tr, when(w.started_at));
           tbody.appendChild(tr);
         });
       });
     });
   }
 
-  var pages = { overview: overview, job: job, workers: workers };
+  var pages = { overview: overview, job: job, jobs: jobs, workers: workers, triggers: triggers };
   if (pages[body.dataset.page]) { pages[body.dataset.page](); }
 })();
