@@ -27,6 +27,7 @@ from duly.cli._common import (
 )
 from duly.core.admin import QueueCounts, ThroughputPoint
 from duly.core.durations import format_duration
+from duly.core.errors import InvalidOption
 from duly.core.states import JobState
 
 STATES = [s.value for s in JobState]
@@ -142,25 +143,32 @@ queues_group.add_command(_pause_cmd("resume"))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @guarded
 def workers_cmd(app_path: str | None, url: str | None, prefix: str, dead_after: float, as_json: bool) -> None:
-    """Registered workers: alive or not, last heartbeat, jobs they run."""
+    """Registered workers: alive or not, last heartbeat, the jobs they run (their ids:
+    `duly jobs show ID`)."""
     app = open_app(app_path, url, prefix)
     workers = app.workers(dead_after)
     if as_json:
         print_json(workers)
         return
     now = app.store.now()
-    table = Table("worker", "host", "pid", "queues", "running", "concurrency", "state", "last seen", "started")
+    table = Table("worker", "host", "pid", "queues", "running", "jobs", "concurrency", "state", "last seen", "started")
     for w in workers:
         seen = format_duration(max((now - w.last_seen_at).total_seconds(), 0)) + " ago"
         table.add_row(
             Text(w.id), Text(w.hostname), Text(str(w.pid)), Text(",".join(w.queues) if w.queues else "*"),
-            Text(str(w.running)), Text(str(w.concurrency)),
+            Text(str(w.running)), Text(job_ids(w.job_ids)), Text(str(w.concurrency)),
             Text("alive", style="green") if w.alive else Text("dead", style="red"),
             Text(seen), Text(when(w.started_at)),
         )  # fmt: skip
     console.print(table)
     if not workers:
         console.print(Text("no worker registered", style="dim"))
+
+
+def job_ids(ids: tuple[int, ...], shown: int = 12) -> str:
+    """A worker's running job ids, the first ``shown`` of them."""
+    text = " ".join(str(i) for i in ids[:shown])
+    return text + (f" (+{len(ids) - shown})" if len(ids) > shown else "") if ids else "-"
 
 
 @click.command("prune")
@@ -176,7 +184,10 @@ def prune_cmd(app_path: str | None, url: str | None, prefix: str, older_than: st
     --older-than ago, with their attempts, in short transactions. Workers do this on their
     own (every 10 minutes, for jobs older than 7 days); this runs it now."""
     app = open_app(app_path, url, prefix)
-    before = app.prune_cutoff(older_than)
+    try:
+        before = app.prune_cutoff(older_than)
+    except InvalidOption as exc:  # a usage error, like the worker's --prune-after
+        raise click.BadParameter(str(exc).removeprefix("older_than: "), param_hint="--older-than") from None
     total = app.store.count_prunable(before)
     if dry_run:
         if as_json:

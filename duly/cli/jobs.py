@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from duly.cli._common import (
+    EXIT_CONFLICT,
+    EXIT_NOT_FOUND,
     STATE_STYLE,
     app_options,
     console,
+    err_console,
     guarded,
     open_app,
     print_json,
     when,
 )
+from duly.core.errors import JobNotFound
 from duly.core.model import Job
 from duly.core.states import JobState
 
@@ -133,13 +139,15 @@ def _act(verb: str, action: str) -> Any:
                 return
             if not yes:
                 click.confirm(f"{verb} {len(targets)} job(s)?", abort=True)
-        done, errors = [], []
-        with Progress(console=console, transient=True, disable=len(targets) < 50) as bar:
-            step = bar.add_task(verb, total=len(targets))
+        done, errors, missing = [], [], []
+        with progress_bar(verb, len(targets)) as (bar, step):
             for job_id in targets:
                 try:
                     getattr(app, action)(job_id)
                     done.append(job_id)
+                except JobNotFound as exc:
+                    errors.append((job_id, str(exc)))
+                    missing.append(job_id)
                 except Exception as exc:  # noqa: BLE001 - report each, go on
                     errors.append((job_id, str(exc)))
                 bar.advance(step)
@@ -149,11 +157,24 @@ def _act(verb: str, action: str) -> Any:
             console.print(f"{verb}: {len(done)} job(s)")
             for job_id, msg in errors:
                 console.print(Text(f"job {job_id}: {msg}", style="red"))
-        if errors:
-            raise SystemExit(3 if all("no job with id" in m for _, m in errors) else 4)
+        if errors:  # 3: every failure was a job that does not exist; 4: some refused
+            raise SystemExit(EXIT_NOT_FOUND if len(missing) == len(errors) else EXIT_CONFLICT)
 
     cmd.help = f"{verb.capitalize()} jobs by id, or every job matching a filter (asks first)."
     return cmd
+
+
+#: Bulk actions on at least this many jobs show a progress bar (on a terminal, on stderr).
+PROGRESS_FROM = 50
+
+
+@contextmanager
+def progress_bar(verb: str, total: int) -> Iterator[tuple[Progress, TaskID]]:
+    """A progress bar on stderr for ``total`` steps, shown from ``PROGRESS_FROM`` on and
+    only on a terminal (Rich decides: $TTY_COMPATIBLE / $TTY_INTERACTIVE force it)."""
+    columns = (TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True, disable=total < PROGRESS_FROM) as bar:
+        yield bar, bar.add_task(verb, total=total)
 
 
 def _all_matching(app: Any, queue: str | None, state: str | None, task: str | None, text: str | None) -> list[Job]:

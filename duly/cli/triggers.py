@@ -156,11 +156,14 @@ def _simple(verb: str, method: str, doc: str) -> Any:
     @click.command(verb)
     @app_options
     @click.argument("name")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON: the trigger, the job run, or what was deleted.")
     @guarded
-    def cmd(app_path: str | None, url: str | None, prefix: str, name: str) -> None:
+    def cmd(app_path: str | None, url: str | None, prefix: str, name: str, as_json: bool) -> None:
         app = open_app(app_path, url, prefix)
         result = getattr(app, method)(name)
-        if verb == "run":
+        if as_json:
+            print_json({"deleted": name} if verb == "delete" else {"job": result} if verb == "run" else result)
+        elif verb == "run":
             console.print(f"trigger {name!r}: job {result.id} enqueued")
         else:
             console.print(f"trigger {name!r}: {verb.rstrip('e')}ed")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from typing import Any
 
 from duly import VirtualClock
 from duly.testing import drain
@@ -131,3 +132,25 @@ def test_show_counts_the_missed_slots(backend: Backend) -> None:
     assert rows["missed slots"] == "3"
     assert rows["status"] == "queued"
     assert json.loads(duly(backend, "triggers", "show", "hourly", "--json").stdout)["trigger"]["missed"] == 3
+
+
+def test_pause_resume_run_and_delete_print_json(backend: Backend) -> None:
+    backend.app().store  # noqa: B018
+    assert duly(backend, "triggers", "add", "nightly", "--task", "reports.build", "--cron", "30 2 * * *").returncode == 0
+
+    def as_json(*args: str) -> Any:
+        done = duly(backend, "triggers", *args, "nightly", "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    paused = as_json("pause")
+    assert (paused["spec"]["name"], paused["paused"]) == ("nightly", True)
+    resumed = as_json("resume")
+    assert resumed["paused"] is False and resumed["next_fire_at"] is not None
+    ran = as_json("run")["job"]
+    assert ran["task"] == "reports.build" and ran["state"] == "queued"
+    assert backend.app().trigger_state("nightly").last_manual_job_id == ran["id"]
+    assert as_json("delete") == {"deleted": "nightly"}
+    assert json.loads(duly(backend, "triggers", "list", "--json").stdout) == []
+    missing = duly(backend, "triggers", "pause", "nightly", "--json")
+    assert missing.returncode == 3 and missing.stdout == ""
