@@ -80,3 +80,15 @@ class PausedQueue:
 
 
 __all__ = ["PausedQueue", "QueueCounts", "ThroughputPoint", "WorkerInfo", "WorkerRegistration"]
+
+
+@dataclass(frozen=True, slots=True)
+class EndedJob:
+    """A job that ended (``Store.ended_jobs``), with the (outcome, seconds) of each of its
+    attempts that ran: what the metrics' cumulative counters and histogram accumulate."""
+
+    id: int
+    queue: str
+    state: JobState
+    finished_at: datetime
+    attempts: tuple[tuple[str, float], ...] = ()

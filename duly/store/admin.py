@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from duly.core.admin import (
+    EndedJob,
     PausedQueue,
     QueueCounts,
     ThroughputPoint,
@@ -107,6 +108,11 @@ class AdminStore(Protocol):
 
     def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
         """(queue, outcome, seconds) of attempts of the jobs that ended since ``since``."""
+
+    def ended_jobs(self, after: datetime, after_id: int, until: datetime, limit: int) -> list[EndedJob]:
+        """Up to ``limit`` jobs that ended after (``after``, ``after_id``) and before
+        ``until``, in (finished_at, id) order (a cursor: pass the last one's to go on), with
+        their attempts' durations; read through the index on finished_at."""
 
     # -- retention ----------------------------------------------------------------------
     def prune(self, before: datetime, batch: int) -> int:

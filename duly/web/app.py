@@ -23,7 +23,7 @@ from duly.core.errors import (
     JobNotFound,
 )
 from duly.web import api, hooks, pages
-from duly.web.metrics import metrics_endpoint
+from duly.web.metrics import metrics_endpoint, registry_for
 from duly.web.security import CsrfFailure, Guard, SecurityMiddleware
 
 HERE = Path(__file__).parent
@@ -80,4 +80,5 @@ def create_app(app: App, *, token: str | None = None, allowed_hosts: set[str] | 
                     exception_handlers=handlers)  # fmt: skip
     web.state.duly = app
     web.state.guard = guard
+    web.state.metrics_registry = registry_for(app)  # its cumulative totals start now
     return web

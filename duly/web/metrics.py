@@ -1,22 +1,29 @@
 """Prometheus metrics.
 
 ``/metrics`` on the dashboard serves ``DulyCollector``: it reads the store at scrape time,
-so any number of dashboards (or none) can run, and every worker's work is counted once,
-wherever it ran:
+so every worker's work is counted, wherever it ran:
 
-=================================== ====== =========================================
-metric                              type   labels / meaning
-=================================== ====== =========================================
-duly_jobs                           gauge  queue, state: jobs now in that state
-duly_jobs_estimated                 gauge  queue, state: 1 when ``duly_jobs`` is an estimate
-duly_queue_paused                   gauge  queue: 1 when paused
-duly_queue_latency_seconds          gauge  queue: how long the oldest due job has waited
-duly_jobs_finished_per_minute       gauge  queue, state: jobs ended per minute, last 5 minutes
-duly_attempt_duration_seconds       gauge  queue: attempt durations of jobs ended in the last
-                                    hist.  5 minutes (a gauge histogram: buckets can fall)
-duly_workers                        gauge  state (alive | dead): registered workers
-duly_workers_alive                  gauge  workers seen within the last 60 s
-=================================== ====== =========================================
+=================================== ========= ======================================
+metric                              type      labels / meaning
+=================================== ========= ======================================
+duly_jobs                           gauge     queue, state: jobs now in that state
+duly_jobs_estimated                 gauge     queue, state: 1 when ``duly_jobs`` is an estimate
+duly_queue_paused                   gauge     queue: 1 when paused
+duly_queue_latency_seconds          gauge     queue: how long the oldest due job has waited
+duly_jobs_finished_per_minute       gauge     queue, state: jobs ended per minute, last 5 minutes
+duly_jobs_finished_total            counter   queue, state: jobs that ended (*)
+duly_attempts_total                 counter   queue, outcome: attempts of those jobs (*)
+duly_attempt_duration_seconds       histogram queue: durations of those attempts (*)
+duly_workers                        gauge     state (alive | dead): registered workers
+duly_workers_alive                  gauge     workers seen within the last 60 s
+=================================== ========= ======================================
+
+(*) Cumulative, so ``rate()`` and ``histogram_quantile(rate(...))`` work: the collector
+adds up, scrape after scrape, the jobs that ended since this dashboard process started
+(read through the index on finished_at with a cursor, ``SETTLE_SECONDS`` behind the clock so
+that a finish committed late is not skipped). A job's attempts are counted when the job
+ends. Like any process's counters they start again from zero when the dashboard restarts,
+and each dashboard counts on its own: scrape one.
 
 Inside a worker process, ``instrument_worker()`` adds classic cumulative metrics fed by the
 worker's events (``duly_worker_attempts_total``, ``duly_worker_attempt_duration_seconds``):
@@ -27,9 +34,10 @@ the hook for OpenTelemetry (see docs/metrics.md).
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from prometheus_client import (
@@ -39,30 +47,94 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from duly.app import App
+from duly.core.admin import EndedJob
 
 #: Upper bounds (seconds) of the attempt duration buckets.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
-#: Minutes the throughput and duration figures look back.
+#: Minutes the throughput gauge looks back.
 WINDOW_MINUTES = 5
-#: At most this many attempts feed one scrape's duration histogram.
-MAX_ATTEMPTS_PER_SCRAPE = 20_000
+#: A job's end is counted once it is this many seconds old: a finish stamped earlier may
+#: commit a little later (PostgreSQL stamps the transaction's start; a SQLite writer may wait
+#: for the lock), and a cumulative count must never skip it.
+SETTLE_SECONDS = 10.0
+#: Ended jobs read per query, and at most per scrape (the rest waits for the next scrape).
+ENDED_BATCH = 5_000
+MAX_ENDED_PER_SCRAPE = 100_000
+
+
+class _Totals:
+    """What the collector has added up: ended jobs, their attempts and durations."""
+
+    def __init__(self, start: datetime) -> None:
+        self.after, self.after_id = start, 0  # the cursor: (finished_at, id) of the last job read
+        self.finished: dict[tuple[str, str], int] = defaultdict(int)
+        self.attempts: dict[tuple[str, str], int] = defaultdict(int)
+        self.buckets: dict[str, list[int]] = {}  # per queue: observations per bucket, +Inf last
+        self.sums: dict[str, float] = defaultdict(float)
+
+    def add(self, job: EndedJob) -> None:
+        self.finished[(job.queue, job.state.value)] += 1
+        counts = self.buckets.setdefault(job.queue, [0] * (len(BUCKETS) + 1))
+        for outcome, seconds in job.attempts:
+            self.attempts[(job.queue, outcome)] += 1
+            self.sums[job.queue] += seconds
+            counts[next((i for i, b in enumerate(BUCKETS) if seconds <= b), len(BUCKETS))] += 1
+        self.after, self.after_id = job.finished_at, job.id
 
 
 class DulyCollector(Collector):
-    """Reads jobs, queues and workers from the store at each scrape."""
+    """Reads jobs, queues and workers from the store at each scrape, and adds up the jobs
+    that ended since it was made (the counters and the histogram)."""
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._lock = threading.Lock()
+        self._totals = _Totals(app.clock.now())  # no database access here
 
     def describe(self) -> list[Metric]:
         return []  # do not touch the database at registration
+
+    def _catch_up(self) -> None:
+        """Add the jobs that ended since the last scrape, up to SETTLE_SECONDS ago."""
+        until = self.app.store.now() - timedelta(seconds=SETTLE_SECONDS)
+        t = self._totals
+        read = 0
+        while read < MAX_ENDED_PER_SCRAPE:
+            batch = self.app.store.ended_jobs(t.after, t.after_id, until, ENDED_BATCH)
+            for job in batch:
+                t.add(job)
+            read += len(batch)
+            if len(batch) < ENDED_BATCH:
+                return
+
+    def cumulative(self) -> Iterator[Metric]:
+        with self._lock:
+            self._catch_up()
+            t = self._totals
+            finished = CounterMetricFamily("duly_jobs_finished", "Jobs that ended, by final state.",
+                                           labels=["queue", "state"])  # fmt: skip
+            for (queue, state), n in sorted(t.finished.items()):
+                finished.add_metric([queue, state], n)
+            attempts = CounterMetricFamily("duly_attempts", "Attempts of the jobs that ended, by outcome.",
+                                           labels=["queue", "outcome"])  # fmt: skip
+            for (queue, outcome), n in sorted(t.attempts.items()):
+                attempts.add_metric([queue, outcome], n)
+            hist = HistogramMetricFamily("duly_attempt_duration_seconds",
+                                         "Durations of the attempts of the jobs that ended.", labels=["queue"])  # fmt: skip
+            for queue, counts in sorted(t.buckets.items()):
+                running, buckets = 0, []
+                for bound, n in zip([*map(_le, BUCKETS), "+Inf"], counts, strict=True):
+                    running += n
+                    buckets.append((bound, running))
+                hist.add_metric([queue], buckets, t.sums[queue])
+        yield from (finished, attempts, hist)
 
     def collect(self) -> Iterator[Metric]:
         app = self.app
@@ -95,19 +167,7 @@ class DulyCollector(Collector):
             rate.add_metric([queue, final], n / WINDOW_MINUTES)
         yield rate
 
-        durations: dict[str, list[float]] = defaultdict(list)
-        for queue, _outcome, seconds in app.store.recent_attempt_durations(since, MAX_ATTEMPTS_PER_SCRAPE):
-            durations[queue].append(seconds)
-        hist = GaugeHistogramMetricFamily(
-            "duly_attempt_duration_seconds",
-            f"Durations of the attempts of jobs that ended in the last {WINDOW_MINUTES} minutes.",
-            labels=["queue"],
-        )
-        for queue, values in sorted(durations.items()):
-            buckets = [(_le(b), sum(1 for v in values if v <= b)) for b in BUCKETS]
-            buckets.append(("+Inf", len(values)))
-            hist.add_metric([queue], buckets, sum(values))
-        yield hist
+        yield from self.cumulative()
 
         workers = app.workers()
         alive = sum(w.alive for w in workers)
@@ -129,9 +189,7 @@ def registry_for(app: App) -> CollectorRegistry:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    registry = getattr(request.app.state, "metrics_registry", None)
-    if registry is None:
-        registry = request.app.state.metrics_registry = registry_for(request.app.state.duly)
+    registry = request.app.state.metrics_registry  # made with the app: its totals start then
     body = await run_in_threadpool(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -21,6 +21,7 @@ import psycopg
 
 from duly.core import defaults
 from duly.core.admin import (
+    EndedJob,
     PausedQueue,
     QueueCounts,
     ThroughputPoint,
@@ -221,6 +222,14 @@ class PostgresAdmin:
     def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
         rows = self._arun("recent_attempts", {"since": since, "limit": limit})
         return [(r[0], r[1], max(float(r[2]), 0.0)) for r in rows]
+
+    def ended_jobs(self, after: datetime, after_id: int, until: datetime, limit: int) -> list[EndedJob]:
+        rows = self._arun("ended_jobs", {"after": after, "after_id": after_id, "until": until, "limit": limit})
+        return [
+            EndedJob(int(r[0]), r[1], JobState(r[2]), r[3].astimezone(UTC),
+                     tuple((str(o), max(float(s), 0.0)) for o, s in json.loads(r[4])))
+            for r in rows
+        ]  # fmt: skip
 
     # -- retention ----------------------------------------------------------------------
 

@@ -176,3 +176,20 @@ EXPLAIN (FORMAT JSON)
 SELECT 1 FROM {jobs}
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(state)s::text IS NULL OR state = %(state)s::text)
+
+-- name: ended_jobs
+-- Jobs that ended after (%(after)s, %(after_id)s) and before %(until)s, in (finished_at, id)
+-- order (the index on finished_at), with the (outcome, seconds) of their attempts that ran.
+SELECT j.id, j.queue, j.state, j.finished_at,
+       coalesce((SELECT jsonb_agg(jsonb_build_array(a.outcome,
+                                                    extract(epoch FROM a.finished_at - a.started_at))
+                                  ORDER BY a.attempt)::text
+                 FROM {attempts} AS a
+                 WHERE a.job_id = j.id AND a.started_at IS NOT NULL AND a.finished_at IS NOT NULL), '[]')
+FROM {jobs} AS j
+WHERE j.finished_at IS NOT NULL AND j.finished_at < %(until)s::timestamptz
+  AND j.finished_at >= %(after)s::timestamptz
+  AND (j.finished_at, j.id) > (%(after)s::timestamptz, %(after_id)s::bigint)
+  AND j.state IN ('succeeded','failed','cancelled','expired')
+ORDER BY j.finished_at, j.id
+LIMIT %(limit)s::integer

@@ -17,6 +17,7 @@ from typing import Any
 
 from duly.core import defaults
 from duly.core.admin import (
+    EndedJob,
     PausedQueue,
     QueueCounts,
     ThroughputPoint,
@@ -210,6 +211,14 @@ class SQLiteAdmin:
     def recent_attempt_durations(self, since: datetime, limit: int) -> list[tuple[str, str, float]]:
         rows = self._read(self._aq["recent_attempts"], (_us(since), limit))
         return [(r[0], r[1], max(r[2], 0) / 1_000_000) for r in rows]
+
+    def ended_jobs(self, after: datetime, after_id: int, until: datetime, limit: int) -> list[EndedJob]:
+        jobs = self._read(self._aq["ended_jobs"], (_us(after), after_id, _us(until), limit))
+        found: dict[int, list[tuple[str, float]]] = {r[0]: [] for r in jobs}
+        if found:
+            for job_id, outcome, us in self._read(self._aq["attempt_durations"], (json.dumps(list(found)),)):
+                found[job_id].append((outcome, max(us, 0) / 1_000_000))
+        return [EndedJob(r[0], r[1], JobState(r[2]), _dt(r[3]), tuple(found[r[0]])) for r in jobs]
 
     # -- retention ----------------------------------------------------------------------
 

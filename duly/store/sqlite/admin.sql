@@ -131,3 +131,17 @@ SELECT {cols} FROM {jobs} NOT INDEXED
 WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) AND run_at BETWEEN ?3 AND ?4
   AND id < ?5
 ORDER BY id DESC LIMIT ?6
+
+-- name: ended_jobs
+-- Jobs that ended after (?1, ?2) and before ?3, in (finished_at, id) order: the partial
+-- index on finished_at holds the rowid, so this is one index range.
+SELECT id, queue, state, finished_at FROM {jobs} INDEXED BY {jobs_finished}
+WHERE finished_at IS NOT NULL AND (finished_at > ?1 OR (finished_at = ?1 AND id > ?2)) AND finished_at < ?3
+  AND state IN ('succeeded','failed','cancelled','expired')
+ORDER BY finished_at, id
+LIMIT ?4
+
+-- name: attempt_durations
+SELECT job_id, outcome, finished_at - started_at FROM {attempts}
+WHERE job_id IN (SELECT value FROM json_each(?1)) AND started_at IS NOT NULL AND finished_at IS NOT NULL
+ORDER BY job_id, attempt
