@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import duly
-from duly.web.metrics import BUCKETS, SETTLE_SECONDS, instrument_worker, registry_for
+from duly.web.metrics import BUCKETS, SETTLE_SECONDS, DulyCollector, instrument_worker, registry_for
 from tests.conftest import T0, Backend
 from tests.helpers import claim_one, fail, succeed
 
@@ -168,3 +168,29 @@ def test_instrument_worker_counts_a_real_workers_attempts(backend: Backend) -> N
     assert sample("duly_worker_attempt_duration_seconds_count", task=broken_name) == 1
     assert sample("duly_worker_attempt_duration_seconds_bucket", task=ok_name, le="+Inf") == 3
     assert (sample("duly_worker_attempt_duration_seconds_sum", task=ok_name) or 0) >= 0
+
+
+def test_a_scrape_reads_only_the_jobs_that_ended_since_the_last(backend: Backend) -> None:
+    """A big table of jobs that ended before the dashboard started costs a scrape nothing:
+    the cursor is a range of the index on finished_at (measured as in test_job_list_index)."""
+    from tests.contract.test_job_list_index import bulk_finished, pg_pages, pg_reads, sqlite_steps
+
+    bulk_finished(backend, 20_000 if backend.name == "sqlite" else 300_000)
+    if backend.name == "sqlite":
+        app = backend.app()
+        collector = DulyCollector(app)
+        work = sqlite_steps(app, lambda: list(collector.cumulative()))
+        assert work < 20, work  # reading the 20,000 index entries would cost 200 at least
+        return
+    whole = pg_pages(backend)
+
+    def scrape_twice(app: duly.App) -> None:
+        collector = DulyCollector(app)
+        for _ in range(2):
+            list(collector.cumulative())
+        app.store.queue_names()  # an index scan: the counters' flush is seen by it
+
+    reads = pg_reads(backend, scrape_twice)
+    assert reads["seq_read"] == 0, reads
+    # the finished_at index holds 300,000 entries: reading them would visit hundreds of pages
+    assert reads["heap_pages"] + reads["index_pages"] < whole["queue_state"] // 2, (reads, whole)

@@ -36,6 +36,11 @@ from duly.store.postgres._conn import fetch
 from duly.store.postgres._rows import to_job
 
 LIVE = ("queued", "running", "retrying")
+#: A job list filtered by queue and/or state whose matches the planner estimates above this
+#: walks the primary key newest first at once (list_jobs): it finds a page within a few
+#: thousand rows, sooner than collecting the matches' ids (each a heap visit here). At or
+#: below it, the ids come from the (queue, state, run_at) index (``list_jobs_by_index``).
+MANY_MATCHES = 2_000
 FINAL = ("succeeded", "failed", "cancelled", "expired")
 
 
@@ -202,8 +207,8 @@ class PostgresAdmin:
                 return None
             stored = probes[0].state if flt.state is not None else None
             plan = fetch(conn, self._aq["estimate_filter"], {"queue": flt.queue, "state": stored}, prepare=False)
-            if _plan_rows(plan[0][0]) > 4 * cap:
-                return None  # many matches (the statistics say): no need to collect their ids
+            if _plan_rows(plan[0][0]) > MANY_MATCHES:
+                return None  # many matches (the statistics say): the primary key finds a page soon
             before = 2**63 - 1 if flt.before_id is None else flt.before_id
             for p in probes:
                 params = {"queue": p.queue, "state": p.state, "due": p.due, "now": now, "before": before,

@@ -134,9 +134,11 @@ ORDER BY id DESC LIMIT ?6
 
 -- name: ended_jobs
 -- Jobs that ended after (?1, ?2) and before ?3, in (finished_at, id) order: the partial
--- index on finished_at holds the rowid, so this is one index range.
+-- index on finished_at holds the rowid, so this is one index range (the plain bounds on
+-- finished_at are what make it one: the cursor's OR alone would not bound it).
 SELECT id, queue, state, finished_at FROM {jobs} INDEXED BY {jobs_finished}
-WHERE finished_at IS NOT NULL AND (finished_at > ?1 OR (finished_at = ?1 AND id > ?2)) AND finished_at < ?3
+WHERE finished_at IS NOT NULL AND finished_at >= ?1 AND finished_at < ?3
+  AND (finished_at > ?1 OR id > ?2)
   AND state IN ('succeeded','failed','cancelled','expired')
 ORDER BY finished_at, id
 LIMIT ?4
