@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any, TypeVar
 
 import duly
@@ -79,3 +80,47 @@ class PipeReader:
         self._thread.join(timeout)
         self._pipe.close()
         return self.text()
+
+
+class EventLog:
+    """The worker's structured events (``duly.runtime.events``) seen while capturing."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def append(self, fields: dict[str, Any]) -> None:
+        with self._lock:
+            self.events.append(dict(fields))
+
+    def of(self, event: str, **match: Any) -> list[dict[str, Any]]:
+        """The events named ``event`` whose fields include ``match``."""
+        with self._lock:
+            return [
+                e for e in self.events if e["event"] == event and all(e.get(k) == v for k, v in match.items())
+            ]
+
+
+@contextmanager
+def capture_events() -> Iterator[EventLog]:
+    """Collect every worker event (all levels) emitted inside the block, from any thread."""
+    import logging
+
+    seen = EventLog()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            fields = getattr(record, "duly", None)
+            if fields:
+                seen.append(fields)
+
+    handler = Collect(logging.DEBUG)
+    log = logging.getLogger("duly")
+    old = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield seen
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old)

@@ -14,15 +14,19 @@ class Reschedule:
     resets). The OCaml seed's "keep", the recurring jobs' "next run in"."""
 
     at: datetime | None = None
+    #: Any duration (``90``, ``"1h30m"``, a ``timedelta``); stored as seconds (a float).
     in_: Duration | None = None
 
     def __post_init__(self) -> None:
         if (self.at is None) == (self.in_ is None):
             raise ValueError("Reschedule needs exactly one of at= or in_=")
-        if self.at is not None and self.at.tzinfo is None:
+        if self.at is not None and (not isinstance(self.at, datetime) or self.at.tzinfo is None):
             raise ValueError("Reschedule(at=...) needs an aware datetime")
-        if self.in_ is not None and to_seconds(self.in_) < 0:
-            raise ValueError("Reschedule(in_=...) must not be negative")
+        if self.in_ is not None:
+            seconds = to_seconds(self.in_)  # ValueError naming the text when it is no duration
+            if seconds < 0:
+                raise ValueError("Reschedule(in_=...) must not be negative")
+            object.__setattr__(self, "in_", seconds)
 
     @property
     def seconds(self) -> float | None:
@@ -31,10 +35,13 @@ class Reschedule:
 
 @dataclass(frozen=True)
 class Snooze:
-    """Put the job back for ``seconds`` without using up an attempt."""
+    """Put the job back for ``seconds`` without using up an attempt. Any duration is
+    accepted (``30``, ``"30s"``, ``"1h30m"``, a ``timedelta``) and stored as seconds."""
 
     seconds: float
 
     def __post_init__(self) -> None:
-        if to_seconds(self.seconds) < 0:
+        seconds = to_seconds(self.seconds)  # ValueError naming the text when it is no duration
+        if seconds < 0:
             raise ValueError("Snooze seconds must not be negative")
+        object.__setattr__(self, "seconds", seconds)

@@ -85,7 +85,7 @@ class Executor:
         self.running: dict[int, tuple[asyncio.Task[Any] | None, JobContext]] = {}
         self._ctx_cache: dict[str, bool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._done: deque[tuple[Job, JobContext, Finish | None, Done]] = deque()
+        self._done: deque[tuple[Job, JobContext, Finish | None, Done | None]] = deque()
         #: Handlers still running in pool threads, counting timed-out ones that never return.
         self.in_threads = 0
         self._in_threads_lock = threading.Lock()
@@ -110,7 +110,8 @@ class Executor:
     def abandon(self, job_id: int, reason: str) -> None:
         """End an attempt now without waiting for its handler (a sync handler that ignores
         ``ctx.cancelled``): the outcome follows ``reason``; whatever the thread returns later
-        is dropped. Used at the end of a shutdown's grace."""
+        is dropped. Used at the end of a shutdown's grace. The outcome is delivered soon
+        after (its events logged and hooks run first, like every attempt's end)."""
         entry = self.running.get(job_id)
         if entry is None:
             return
@@ -118,7 +119,7 @@ class Executor:
         ctx.request_cancel(reason)
         job = ctx.job
         opts = self.options(job)
-        self._deliver(job, ctx, self._failed(job, ctx, opts, InterruptedError(reason)), None)
+        self._end_from_loop(job, ctx, self._failed_safe(job, ctx, opts, InterruptedError(reason)), None)
 
     # -- starting an attempt -------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class Executor:
                 "import the module that defines it (duly worker --app module:app)"
             )
             self.running[job.id] = (None, ctx)
-            loop.call_soon(self._deliver, job, ctx, self._failed(job, ctx, opts, exc), done)
+            self._end_from_loop(job, ctx, self._failed_safe(job, ctx, opts, exc), done, started=True)
             return
         if task.is_async and self.run_isolated is None:
             self._start_async(loop, self._async_body(task, job, ctx, opts, done), job.id, ctx)
@@ -173,7 +174,48 @@ class Executor:
             return
         ctx.request_cancel(TIMEOUT)
         exc = TimeoutError(f"task {job.task!r} ran over its timeout of {opts.timeout:g}s")
-        self._deliver(job, ctx, self._failed(job, ctx, opts, exc), done)
+        self._end_from_loop(job, ctx, self._failed_safe(job, ctx, opts, exc), done)
+
+    def _claim(self, ctx: JobContext) -> bool:
+        """Make this the one end of the attempt (False: another end came first). A sync
+        handler's thread and the loop (a timeout, a shutdown's abandon) may race for it."""
+        with self._in_threads_lock:
+            if ctx.finished:
+                return False
+            ctx.finished = True
+            return True
+
+    def _end_from_loop(self, job: Job, ctx: JobContext, finish: Finish | None, done: Done | None,
+                       started: bool = False) -> None:  # fmt: skip
+        """End an attempt from the loop (a sync timeout, a shutdown's abandon, an unknown
+        task): like a handler's own end, log its events and run its hooks (off the loop, in
+        the pool: hooks may block), then deliver the outcome. ``started``: the attempt never
+        reached a handler, so its start is announced here too."""
+        if not self._claim(ctx):
+            return
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        if started:
+            events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
+            if self.hooks.has("start"):
+                calls.append(("start", (job,)))
+        calls += self._announce(job, finish, time.monotonic() - ctx.started_monotonic)
+        loop = self._loop
+        assert loop is not None
+        if calls:
+            try:
+                self.pool.submit(self._hooks_then_deliver, job, ctx, finish, done, calls)
+                return
+            except RuntimeError:  # the pool is shut down: the worker is closing
+                pass
+        loop.call_soon(self._deliver, job, ctx, finish, done)  # not from inside the caller
+
+    def _hooks_then_deliver(self, job: Job, ctx: JobContext, finish: Finish | None, done: Done | None,
+                            calls: list[tuple[str, tuple[Any, ...]]]) -> None:  # fmt: skip
+        try:
+            for event, args in calls:
+                self.hooks.fire_blocking(event, args, self._loop)
+        finally:
+            self._deliver_threadsafe(job, ctx, finish, done)
 
     def _args(self, task: TaskLike, job: Job, ctx: JobContext) -> list[Any]:
         with_ctx = self._ctx_cache.get(task.name)
@@ -188,6 +230,8 @@ class Executor:
         started = time.monotonic()
         with self._in_threads_lock:
             self.in_threads += 1
+        finish: Finish | None = None
+        won = False
         try:
             events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
             if self.hooks.has("start"):
@@ -201,26 +245,35 @@ class Executor:
             except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an outcome
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                finish = self._failed(job, ctx, opts, exc)
+                finish = self._failed_safe(job, ctx, opts, exc)
             else:
-                finish = self._outcome(job, ctx, opts, value)
-            if finish is not None and not ctx.finished:
-                for event, args in self._announce(job, finish, time.monotonic() - started):
-                    self.hooks.fire_blocking(event, args, self._loop)
+                try:
+                    finish = self._outcome(job, ctx, opts, value)
+                except Exception as exc:  # noqa: BLE001 - e.g. a bad Snooze: a failed attempt, never a lost one
+                    finish = self._failed_safe(job, ctx, opts, exc)
         finally:
-            _current.reset(token)
             with self._in_threads_lock:
                 self.in_threads -= 1
-        self._deliver_threadsafe(job, ctx, finish, done)
+                won = not ctx.finished  # a timeout or a shutdown may have ended the attempt
+                ctx.finished = True
+            if won:
+                try:
+                    for event, args in self._announce(job, finish, time.monotonic() - started):
+                        self.hooks.fire_blocking(event, args, self._loop)
+                finally:
+                    _current.reset(token)
+                    self._deliver_threadsafe(job, ctx, finish, done)
+            else:
+                _current.reset(token)
 
     async def _async_body(self, task: TaskLike, job: Job, ctx: JobContext, opts: TaskOptions, done: Done) -> None:
         _current.set(ctx)
         started = time.monotonic()
         events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
-        if self.hooks.has("start"):
-            await self.hooks.afire("start", job)
-        crash_point("handler.before", job)
         try:
+            if self.hooks.has("start"):
+                await self.hooks.afire("start", job)
+            crash_point("handler.before", job)
             coro = task.fn(*self._args(task, job, ctx), **job.kwargs)
             if opts.timeout is not None:
                 try:
@@ -234,13 +287,20 @@ class Executor:
         except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an outcome
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            finish = self._failed(job, ctx, opts, exc)
+            finish = self._failed_safe(job, ctx, opts, exc)
         else:
-            finish = self._outcome(job, ctx, opts, value)
-        if finish is not None:
+            try:
+                finish = self._outcome(job, ctx, opts, value)
+            except Exception as exc:  # noqa: BLE001 - e.g. a bad Snooze: a failed attempt, never a lost one
+                finish = self._failed_safe(job, ctx, opts, exc)
+        if ctx.finished:  # a shutdown's abandon ended the attempt first (both on the loop)
+            return
+        ctx.finished = True
+        try:
             for event, args in self._announce(job, finish, time.monotonic() - started):
                 await self.hooks.afire(event, *args)
-        self._deliver(job, ctx, finish, done)
+        finally:  # delivered even when cancelled during a hook
+            self._deliver(job, ctx, finish, done)
 
     def _outcome(self, job: Job, ctx: JobContext, opts: TaskOptions, value: Any) -> Finish | None:
         if ctx.cancel_reason in (TIMEOUT, STALLED):  # returned after being told to stop
@@ -249,7 +309,7 @@ class Executor:
 
     # -- handing outcomes back to the loop ----------------------------------------------
 
-    def _deliver_threadsafe(self, job: Job, ctx: JobContext, finish: Finish | None, done: Done) -> None:
+    def _deliver_threadsafe(self, job: Job, ctx: JobContext, finish: Finish | None, done: Done | None) -> None:
         self._done.append((job, ctx, finish, done))
         if not self._ping and self._loop is not None:
             self._ping = True
@@ -265,11 +325,8 @@ class Executor:
             self._deliver(job, ctx, finish, done)
 
     def _deliver(self, job: Job, ctx: JobContext, finish: Finish | None, done: Done | None) -> None:
-        """On the loop: the first outcome of an attempt wins (a timeout, a shutdown's
-        abandon, or the handler's own); later ones are dropped."""
-        if ctx.finished:
-            return
-        ctx.finished = True
+        """On the loop: the first end of an attempt (a timeout, a shutdown's
+        abandon, or the handler's own) claimed the attempt; only it is delivered."""
         if ctx.timer is not None:
             ctx.timer.cancel()
         entry = self.running.get(job.id)
@@ -291,7 +348,7 @@ class Executor:
         if isinstance(value, Reschedule):
             return Finish(job.id, job.attempt, Outcome.RESCHEDULED, run_at=value.at, retry_in=value.seconds, log=log())
         if isinstance(value, Snooze):
-            return Finish(job.id, job.attempt, Outcome.SNOOZED, retry_in=float(value.seconds), log=log())
+            return Finish(job.id, job.attempt, Outcome.SNOOZED, retry_in=value.seconds, log=log())
         try:
             result = None if value is None else keep_floats(json.dumps(value, allow_nan=False, ensure_ascii=False))
         except (TypeError, ValueError):
@@ -344,8 +401,25 @@ class Executor:
                 retry_in = _DEFAULT.retry.delay(job.errors + 1, exc)
         return Finish(job.id, job.attempt, outcome, error=info, retry_in=retry_in, log=log())
 
-    def _announce(self, job: Job, finish: Finish, duration: float) -> list[tuple[str, tuple[Any, ...]]]:
-        """Log the outcome's event; return the hooks to call, in order."""
+    def _failed_safe(self, job: Job, ctx: JobContext, opts: TaskOptions, exc: BaseException) -> Finish | None:
+        """``_failed``, and a plain failed outcome if describing ``exc`` itself raises (an
+        exception whose ``str`` raises): an attempt always ends with an outcome."""
+        try:
+            return self._failed(job, ctx, opts, exc)
+        except Exception as bug:  # noqa: BLE001
+            if ctx.cancel_reason == LOST:
+                return None
+            name = type(exc).__qualname__
+            info = ErrorInfo(name, f"(the {name} could not be described: {type(bug).__name__})")
+            retry_in = None if job.errors + 1 >= job.max_attempts else _DEFAULT.retry.delay(job.errors + 1, exc)
+            return Finish(job.id, job.attempt, Outcome.FAILED, error=info, retry_in=retry_in, log=ctx.log_text())
+
+    def _announce(self, job: Job, finish: Finish | None, duration: float) -> list[tuple[str, tuple[Any, ...]]]:
+        """Log the outcome's event; return the hooks to call, in order. Every end of an
+        attempt comes here (``finish`` None: the lease was lost, logged as ``job.stale``
+        where it was noticed; only ``after`` runs, with ``Outcome.LOST``)."""
+        if finish is None:
+            return [("after", (job, Outcome.LOST))] if self.hooks.has("after") else []
         o = finish.outcome
         fields: dict[str, Any] = {"job": job.id, "task": job.task, "attempt": job.attempt, "duration": duration}
         calls: list[tuple[str, tuple[Any, ...]]] = []
