@@ -30,7 +30,7 @@ def current() -> JobContext:
 class JobContext:
     """Passed to handlers whose first parameter is named ``ctx``; also ``duly.context()``."""
 
-    def __init__(self, job: Job, worker_id: str, clock: Clock) -> None:
+    def __init__(self, job: Job, worker_id: str, clock: Clock, leased_at: float | None = None) -> None:
         self.job = job
         self.worker_id = worker_id
         self._clock = clock
@@ -45,7 +45,10 @@ class JobContext:
         self.progress_dirty = False
         self.progress_changed_at = time.monotonic()
         self.started_monotonic = time.monotonic()
-        self.finished = False  # set (on the loop) by the first outcome of this attempt
+        #: When (monotonic) the claim or the last successful heartbeat that set this job's
+        #: lease was sent: the worker stops the handler before ``lease_from + lease`` passes.
+        self.lease_from = self.started_monotonic if leased_at is None else leased_at
+        self.finished = False  # set by the one end of this attempt (handler, timeout, abandon)
         self.timer: Any = None  # the loop's timeout handle of a sync handler
         self.done: Any = None  # the worker's callback for this attempt's outcome
 

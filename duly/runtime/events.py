@@ -28,6 +28,7 @@ LEVELS = {
     "job.rescue": logging.WARNING,
     "worker.poll": logging.DEBUG,
     "worker.start": logging.INFO,
+    "worker.stopping": logging.INFO,
     "worker.stop": logging.INFO,
     "worker.db_error": logging.ERROR,
     "hook.error": logging.ERROR,

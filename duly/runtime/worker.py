@@ -24,6 +24,7 @@ from duly._faults import crash_point
 from duly.core import defaults
 from duly.core.clock import Clock
 from duly.core.model import ClaimParams, Finish, Held, Job
+from duly.core.states import Outcome
 from duly.runtime import events
 from duly.runtime.context import JobContext, install_capture, uninstall_capture
 from duly.runtime.executor import CANCEL, LOST, SHUTDOWN, STALLED, Executor, TaskLike
@@ -36,6 +37,12 @@ T = TypeVar("T")
 
 #: A busy worker with few free slots waits up to this long for more before claiming.
 CLAIM_DEBOUNCE_SECONDS = 0.003
+#: After a shutdown's grace, how long interrupted handlers get to return before their jobs
+#: are handed back without them (async ones are cancelled at once; sync ones see
+#: ``ctx.cancelled``): short, so the process exits within ``grace`` + 1 s.
+CANCEL_WAIT_SECONDS = 0.25
+#: First pause before retrying a database call that failed (doubles up to the cap).
+RECONNECT_BACKOFF_START = 0.1
 
 
 class AppLike(Protocol):
@@ -74,6 +81,9 @@ class WorkerConfig:
     #: Finished jobs older than this many seconds are deleted (None: keep them forever).
     prune_after: float | None = defaults.PRUNE_AFTER_SECONDS
     prune_interval: float = defaults.PRUNE_INTERVAL_SECONDS  # seconds between pruning rounds
+    #: Longest pause between retries of a failing claim or heartbeat (the backoff doubles
+    #: from 0.1 s up to this).
+    reconnect_backoff_max: float = 5.0
 
 
 class Worker(Housekeeping):
@@ -90,6 +100,9 @@ class Worker(Housekeeping):
         # Outcomes are written from their own thread (and pooled connection on PostgreSQL), so
         # a flush and the next claim overlap instead of queueing behind each other.
         self._db_finish = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duly-db-finish")
+        # Heartbeats and progress have a thread of their own too: a slow claim or prune never
+        # delays a lease's renewal, and a heartbeat that hangs blocks nothing but itself.
+        self._db_beat = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duly-db-beat")
         self.executor = Executor(app.tasks, app.hooks, app.clock, self.worker_id, self.pool, self._isolated())
         self.held: dict[int, tuple[Job, JobContext]] = {}
         self.per_task: Counter[str] = Counter()
@@ -97,6 +110,7 @@ class Worker(Housekeeping):
         self.ready: deque[Job] = deque()  # prefetched, waiting for a free slot
         self._run_cap = self.config.concurrency
         self.pending: list[Finish] = []
+        self._requeued = False  # ``pending`` holds an outcome that may leave its job waiting
         self.inflight = 0  # attempts started and not yet ended
         self._idle: asyncio.Event | None = None  # set whenever inflight drops to zero
         self.stopping = False
@@ -106,7 +120,7 @@ class Worker(Housekeeping):
         self._slot: asyncio.Event | None = None
         self._flushed: asyncio.Event | None = None
         self._flush_lock = asyncio.Lock()
-        self._last_heartbeat_ok = time.monotonic()
+        self._beat_backoff: float | None = None  # pause before retrying a failed heartbeat
         self._signals = 0
         #: Jobs whose sync handlers ignored the shutdown request and still run in their
         #: threads after ``run`` returned (their jobs were handed back as interrupted).
@@ -132,6 +146,15 @@ class Worker(Housekeeping):
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, fn, *args)
+
+    async def _call_beat(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_beat, fn, *args)
+
+    def _backoff(self, previous: float | None) -> float:
+        """The next pause of a retried database call: 0.1 s, doubling, capped."""
+        cap = self.config.reconnect_backoff_max
+        return min(cap, RECONNECT_BACKOFF_START if previous is None else previous * 2)
 
     def capacity(self) -> int:
         cap = self.config.concurrency
@@ -168,6 +191,8 @@ class Worker(Housekeeping):
             self.stopping = True
 
     def _begin_stop(self) -> None:
+        if not self.stopping:
+            events.emit("worker.stopping", worker=self.worker_id, inflight=self.inflight, grace=self.config.grace)
         self.stopping = True
         for ev in (self._wake, self._slot):
             if ev is not None:
@@ -175,14 +200,17 @@ class Worker(Housekeeping):
 
     # -- one job ------------------------------------------------------------------------
 
-    def _launch(self, job: Job) -> None:
+    def _launch(self, job: Job, leased_at: float | None = None) -> None:
+        """Start ``job`` in a free slot (or hold it until one frees); ``leased_at``: when
+        the claim that took it was sent (its lease runs from about then)."""
         task = self.app.tasks.get(job.task)
         limit = task.defaults.concurrency if task is not None else None
         if limit is not None and self.per_task[job.task] >= limit:
             self.waiting.setdefault(job.task, deque()).append(job)
-            self.held[job.id] = (job, JobContext(job, self.worker_id, self.app.clock))
+            self.held[job.id] = (job, JobContext(job, self.worker_id, self.app.clock, leased_at))
             return
-        ctx = self.held[job.id][1] if job.id in self.held else JobContext(job, self.worker_id, self.app.clock)
+        entry = self.held.get(job.id)
+        ctx = entry[1] if entry is not None else JobContext(job, self.worker_id, self.app.clock, leased_at)
         self.held[job.id] = (job, ctx)
         if self.inflight >= self._run_cap:  # prefetched: every slot is busy
             self.ready.append(job)
@@ -205,6 +233,8 @@ class Worker(Housekeeping):
         self.processed += 1
         if finish is not None:
             self.pending.append(finish)
+            if finish.outcome is not _SUCCEEDED:
+                self._requeued = True  # may wait to run again: see _flush_locked
             if self._flushed is not None:
                 self._flushed.set()
         queue = self.waiting.get(job.task)
@@ -245,6 +275,7 @@ class Worker(Housekeeping):
         failing_since: float | None = None
         while self.pending:
             batch, self.pending = self.pending, []
+            requeued, self._requeued = self._requeued, False
             crash_point("finish.before", batch)
             submitted = asyncio.wrap_future(self._db_finish.submit(self.store.finish, batch))
             try:
@@ -252,6 +283,7 @@ class Worker(Housekeeping):
             except Exception as exc:  # noqa: BLE001 - keep outcomes and retry
                 events.emit("worker.db_error", where="finish", error=repr(exc))
                 self.pending[:0] = batch
+                self._requeued = self._requeued or requeued
                 now = time.monotonic()
                 failing_since = failing_since or now
                 if self.stopping and now - failing_since > self.config.grace + 5:
@@ -265,6 +297,10 @@ class Worker(Housekeeping):
             failing_since = None
             for item in stale:
                 events.emit("job.stale", job=item.job_id, attempt=item.attempt, outcome=item.outcome.value)
+            if requeued and self._wake is not None:
+                # jobs back in the queue (a retry, a snooze...), perhaps due before the idle
+                # fetcher's next poll: let it look at the next due time again
+                self._wake.set()
 
     async def _completer(self) -> None:
         assert self._flushed is not None
@@ -275,31 +311,58 @@ class Worker(Housekeeping):
 
     # -- heartbeats, cancel delivery, progress, stalls ----------------------------------
 
-    async def heartbeat_once(self) -> None:
-        if not self.held:
-            self._last_heartbeat_ok = time.monotonic()
-            return
-        held = [Held(job.id, job.attempt) for job, _ in self.held.values()]
+    async def heartbeat_once(self) -> bool:
+        """Extend the leases of the held jobs; deliver cancel requests. False: the database
+        call failed (the leases run on; ``check_leases`` stops the handlers in time)."""
+        held = [(job, ctx) for job, ctx in self.held.values() if ctx.cancel_reason != LOST]
+        if not held:
+            self._beat_backoff = None
+            return True
+        sent = time.monotonic()
         try:
-            res = await self._call(self.store.heartbeat, self.worker_id, held)
+            res = await self._call_beat(self.store.heartbeat, self.worker_id, [Held(j.id, j.attempt) for j, _ in held])
         except Exception as exc:  # noqa: BLE001
-            events.emit("worker.db_error", where="heartbeat", error=repr(exc))
-            self._lose_leases_if_overdue()
-            return
-        self._last_heartbeat_ok = time.monotonic()
+            self._beat_backoff = self._backoff(self._beat_backoff)
+            events.emit("worker.db_error", where="heartbeat", error=repr(exc), retry_in=self.heartbeat_retry_in())
+            return False
+        self._beat_backoff = None
+        stale = set(res.stale)
+        for job, ctx in held:
+            if job.id not in stale and sent > ctx.lease_from:
+                ctx.lease_from = sent  # the database extended the lease from (at least) now
         for job_id in res.stale:
             self._stop_job(job_id, LOST)
         for job_id in res.cancel_requested:
             self._stop_job(job_id, CANCEL)
+        return True
 
-    def _lose_leases_if_overdue(self) -> None:
-        """Without the database, stop handlers before their leases run out elsewhere."""
+    def heartbeat_retry_in(self) -> float:
+        """Seconds before a failed heartbeat is tried again: the backoff, at most the
+        heartbeat interval."""
+        backoff = RECONNECT_BACKOFF_START if self._beat_backoff is None else self._beat_backoff
+        return min(backoff, self.heartbeat_every())
+
+    def lease_margin(self) -> float:
+        """Handlers are stopped this long before their lease would run out."""
+        return self.heartbeat_every()
+
+    def check_leases(self, now: float | None = None) -> list[int]:
+        """On the loop, no database: stop the handlers of jobs whose lease is about to run out
+        because no heartbeat renewed it (the database is gone, or a call hangs): deadline =
+        the send time of the claim or last successful heartbeat + lease - ``lease_margin``.
+        Their jobs are rescued elsewhere once the lease has expired. Returns the jobs stopped."""
         if not self.held:
-            return
-        shortest = min(job.lease_seconds for job, _ in self.held.values())
-        if time.monotonic() - self._last_heartbeat_ok > shortest * 0.75:
-            for job_id in list(self.held):
-                self._stop_job(job_id, LOST)
+            return []
+        now = time.monotonic() if now is None else now
+        margin = self.lease_margin()
+        lost = [
+            job.id
+            for job, ctx in self.held.values()
+            if ctx.cancel_reason != LOST and now > ctx.lease_from + job.lease_seconds - margin
+        ]
+        for job_id in lost:
+            self._stop_job(job_id, LOST)
+        return lost
 
     def _stop_job(self, job_id: int, reason: str) -> None:
         entry = self.held.get(job_id)
@@ -307,7 +370,11 @@ class Worker(Housekeeping):
             return
         job, ctx = entry
         if reason == LOST:
+            if ctx.cancel_reason == LOST:
+                return
             events.emit("job.stale", job=job_id, attempt=job.attempt, outcome="lease lost")
+            ctx.request_cancel(LOST)
+            ctx.cancel_reason = LOST  # over an earlier reason too: without a lease, no outcome is written
         queue = self.waiting.get(job.task)
         if job in self.ready:
             queue = self.ready
@@ -320,12 +387,13 @@ class Worker(Housekeeping):
         self.executor.cancel(job_id, reason)
 
     async def progress_once(self) -> None:
+        """Persist the progress reported since the last call; interrupt stalled jobs."""
         now = time.monotonic()
         for job, ctx in list(self.held.values()):
-            if ctx.progress_dirty and ctx.progress_done is not None:
+            if ctx.progress_dirty and ctx.progress_done is not None and ctx.cancel_reason != LOST:
                 ctx.progress_dirty = False
                 try:
-                    await self._call(self.store.set_progress, Held(job.id, job.attempt), ctx.progress_done, ctx.progress_total)
+                    await self._call_beat(self.store.set_progress, Held(job.id, job.attempt), ctx.progress_done, ctx.progress_total)
                 except Exception as exc:  # noqa: BLE001 - StaleAttempt or database trouble
                     events.emit("worker.db_error", where="progress", error=repr(exc))
             task = self.app.tasks.get(job.task)
@@ -341,15 +409,50 @@ class Worker(Housekeeping):
             every = min(every, min(job.lease_seconds for job, _ in self.held.values()) / 3)
         return max(every, 0.05)
 
-    async def _heartbeater(self) -> None:
-        last = 0.0
-        while True:
-            await asyncio.sleep(min(1.0, self.heartbeat_every()))
-            await self.progress_once()
-            if time.monotonic() - last >= self.heartbeat_every():
-                last = time.monotonic()
-                await self.heartbeat_once()
+    async def _beat_once(self, heartbeat: bool) -> bool:
+        """One round of writes of the heartbeater: the heartbeat and the registry's touch
+        (when due), then progress. False: the heartbeat failed."""
+        try:
+            if heartbeat:
+                if not await self.heartbeat_once():
+                    return False
                 await self.touch_once()
+            await self.progress_once()
+        except Exception as exc:  # noqa: BLE001 - never ends the heartbeater
+            events.emit("worker.db_error", where="heartbeater", error=repr(exc))
+        return True
+
+    async def _heartbeater(self) -> None:
+        """Its own timer: checks the lease deadlines at every tick (``check_leases``), whether
+        or not the database answers. The writes (progress, heartbeat) run beside it, one
+        round at a time, so a call that hangs delays nothing but the next round. A failed
+        heartbeat is retried after a capped backoff."""
+        last = float("-inf")  # when the last heartbeat round was sent
+        retry_at: float | None = None  # after a failed heartbeat: when to try again
+        beat: asyncio.Future[bool] | None = None
+        heartbeat = False
+        try:
+            while True:
+                every = self.heartbeat_every()  # shrinks when a job with a short lease comes in
+                tick = min(every / 2, 1.0)
+                due = last + every if retry_at is None else retry_at
+                busy = beat is not None and not beat.done()
+                await asyncio.sleep(tick if busy else min(tick, max(0.0, due - time.monotonic())))
+                self.check_leases()
+                if beat is not None:
+                    if not beat.done():
+                        continue  # a write hangs: keep checking the deadlines, start no other
+                    if heartbeat:
+                        retry_at = None if beat.result() else last + self.heartbeat_retry_in()
+                    beat = None
+                now = time.monotonic()
+                heartbeat = now >= (last + self.heartbeat_every() if retry_at is None else retry_at)
+                if heartbeat:
+                    last = now
+                beat = asyncio.ensure_future(self._beat_once(heartbeat))
+        finally:
+            if beat is not None:
+                beat.cancel()
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -397,11 +500,12 @@ class Worker(Housekeeping):
         if free <= 0:
             return []
         params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude(), self.paused)
+        sent = time.monotonic()
         jobs = await self._call(self.store.claim, params)
         crash_point("claim.committed", jobs)
         events.emit("worker.poll", claimed=len(jobs), free=free)
         for job in jobs:
-            self._launch(job)
+            self._launch(job, sent)
         return jobs
 
     async def run_once(self) -> int:
@@ -432,7 +536,7 @@ class Worker(Housekeeping):
 
     async def _fetcher(self) -> None:
         assert self._wake is not None and self._slot is not None
-        backoff = 0.1
+        backoff: float | None = None
         jobs_were_claimed = False
         while not self.stopping:
             capacity = self.capacity()
@@ -459,11 +563,11 @@ class Worker(Housekeeping):
             try:
                 jobs = await self.claim_once()
                 jobs_were_claimed = bool(jobs)
-                backoff = 0.1
+                backoff = None
             except Exception as exc:  # noqa: BLE001 - database gone: back off, keep going
+                backoff = self._backoff(backoff)
                 events.emit("worker.db_error", where="claim", error=repr(exc), retry_in=backoff)
                 await self._sleep_or_wake(backoff)
-                backoff = min(backoff * 2, 5.0)
                 continue
             if jobs:
                 continue
@@ -533,11 +637,13 @@ class Worker(Housekeeping):
         if self.inflight and not await self.wait_idle(self.config.grace):
             for job_id in list(self.held):
                 self._stop_job(job_id, SHUTDOWN)
-            if not await self.wait_idle(1.0):
+            if not await self.wait_idle(CANCEL_WAIT_SECONDS):
                 # Sync handlers that ignore ctx.cancelled: hand their jobs back without them.
                 self.abandoned = self.inflight
                 for job_id in list(self.executor.running):
                     self.executor.abandon(job_id, SHUTDOWN)
+                # Their ends are announced (events, hooks) before they are delivered.
+                await self.wait_idle(CANCEL_WAIT_SECONDS)
         for job, _ctx in list(self.held.values()):  # claimed but waiting for a task slot
             self.pending.append(Finish(job.id, job.attempt, _outcome_for(SHUTDOWN)))
         self.held.clear()
@@ -551,6 +657,8 @@ class Worker(Housekeeping):
         self.pool.shutdown(wait=False, cancel_futures=True)
         self._db.shutdown(wait=True)
         self._db_finish.shutdown(wait=True)
+        # Not waited for: a heartbeat that hangs must not hold the worker (or its exit) up.
+        self._db_beat.shutdown(wait=False, cancel_futures=True)
 
     def run(self) -> None:
         """Blocking entry point with signal handling: the first SIGTERM/SIGINT stops
@@ -571,7 +679,8 @@ class Worker(Housekeeping):
         self._begin_stop()
 
 
-def _outcome_for(reason: str) -> Any:
-    from duly.core.states import Outcome
+_SUCCEEDED = Outcome.SUCCEEDED
 
+
+def _outcome_for(reason: str) -> Any:
     return {CANCEL: Outcome.CANCELLED, SHUTDOWN: Outcome.INTERRUPTED}.get(reason, Outcome.INTERRUPTED)
