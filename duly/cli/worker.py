@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -43,7 +44,10 @@ def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str |
         from duly.runtime.supervisor import Supervisor
 
         argv = [a for a in sys.argv[1:]]
-        code = Supervisor(_child_argv(argv), processes, pid_file=pid_file, grace=grace).run()
+        try:
+            code = Supervisor(_child_argv(argv), processes, pid_file=pid_file, grace=grace).run()
+        except AlreadyRunning as exc:
+            _refuse(exc)
         sys.exit(code)
     app = open_app(app_path, url, prefix)
     worker = app.worker(
@@ -61,8 +65,7 @@ def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str |
     try:
         worker.run()
     except AlreadyRunning as exc:
-        err_console.print(f"[red]not starting:[/red] {exc}")
-        sys.exit(5)
+        _refuse(exc)
     if worker.abandoned:
         # Handlers that ignored the stop request still run in pool threads, and the
         # interpreter joins those at exit: the process would outlive --grace by as long as
@@ -73,6 +76,15 @@ def worker_cmd(app_path: str | None, url: str | None, prefix: str, queues: str |
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+#: Exit code of a worker (or supervisor) that refuses to start: a live pid file.
+EXIT_ALREADY_RUNNING = 5
+
+
+def _refuse(exc: AlreadyRunning) -> NoReturn:
+    err_console.print(f"[red]not starting:[/red] {exc}")
+    sys.exit(EXIT_ALREADY_RUNNING)
 
 
 def _prune_after(text: str) -> float | None:

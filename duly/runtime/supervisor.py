@@ -98,7 +98,7 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            return 0
+            return 130 if self.signals > 1 else 0  # a second signal: like a worker's, at once
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)

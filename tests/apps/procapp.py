@@ -62,6 +62,18 @@ def register(app: duly.App) -> duly.App:
         time.sleep(seconds)
         return {"pid": os.getpid()}
 
+    @app.task(name="flaky", lease=LEASE, max_attempts=2, retry=0)
+    def flaky(ctx: Any) -> str:
+        """Fail the first attempt, succeed the second."""
+        if ctx.attempt == 1:
+            raise ValueError("first try fails")
+        return "second try"
+
+    @app.task(name="fails", lease=LEASE, max_attempts=1)
+    def fails() -> None:
+        """Fail for good at once."""
+        raise ValueError("always fails")
+
     @app.task(name="crash", lease=LEASE, max_attempts=1)
     def crash(code: int) -> None:
         """End the process running the handler at once, without cleanup."""

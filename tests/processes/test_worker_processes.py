@@ -41,12 +41,10 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 APP_PATH = "tests.apps.procapp:app"
-#: Time a worker may take, on top of ``--grace`` + 1 s, to tear down once its jobs are handed
-#: back: stopping its services, unsubscribing from wake-ups, closing the store, interpreter exit
-#: (measured from the SIGTERM to a running worker, so no interpreter start-up is included).
-#: Measured: ~0.05 s on SQLite, ~0.5 s on PostgreSQL (the LISTEN thread looks at its stop flag
-#: every 0.5 s).
-EXIT_ALLOWANCE = 1.0
+#: The issue's promise: a signalled worker exits within ``--grace`` + 1 s, tear-down included
+#: (stopping its services, unsubscribing from wake-ups, closing the store, interpreter exit),
+#: measured from the signal to a running worker (no interpreter start-up included).
+EXIT_AFTER_GRACE = 1.0
 
 
 # ---- processes ---------------------------------------------------------------------------
@@ -267,8 +265,9 @@ def test_sigkill_with_50_running_jobs_they_run_again_on_another_worker(
 # ---- 2. SIGTERM with jobs in flight -------------------------------------------------------
 
 
-def test_sigterm_hands_in_flight_jobs_back_within_the_grace_period(
-    app: duly.App, workers: Workers
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_hands_in_flight_jobs_back_within_the_grace_period_seed_002_25(
+    app: duly.App, workers: Workers, sig: signal.Signals
 ) -> None:
     grace = 1.0
     polite = [app.enqueue("block", args=[60]).id for _ in range(2)]  # stop when ctx.cancelled
@@ -280,11 +279,11 @@ def test_sigterm_hands_in_flight_jobs_back_within_the_grace_period(
     )
 
     t0 = time.monotonic()
-    w.signal(signal.SIGTERM)
+    w.signal(sig)
     code = w.wait(grace + 10)
     took = time.monotonic() - t0
-    limit = grace + 1 + EXIT_ALLOWANCE
-    print(f"SIGTERM → exit {code} in {took:.2f}s (grace {grace:g}s, limit {limit:g}s)")
+    limit = grace + EXIT_AFTER_GRACE
+    print(f"{sig.name} → exit {code} in {took:.2f}s (grace {grace:g}s, limit {limit:g}s)")
     assert code == 0
     assert took < limit, f"exit took {took:.2f}s\n{w.log()}"
 
@@ -294,6 +293,28 @@ def test_sigterm_hands_in_flight_jobs_back_within_the_grace_period(
         assert job.errors == 0  # an interrupt is not the handler's failure
         assert job.lease_expires_at is None
         assert [a.outcome for a in app.attempts(job.id)] == [Outcome.INTERRUPTED]
+    assert w.log().count("job.interrupted") == 4, w.log()
+
+
+def test_a_second_signal_exits_at_once(app: duly.App, workers: Workers) -> None:
+    """The first SIGTERM starts a graceful stop with a long grace; a second signal (here
+    SIGINT: Ctrl-C) ends the process at once with code 130. Its jobs stay running until their
+    leases run out (then any worker rescues them)."""
+    ids = [app.enqueue("stubborn", args=[20]).id for _ in range(2)]
+    w = workers.start("--concurrency", "2", "--grace", "60")
+    wait_until(
+        lambda: all_in(app, ids, JobState.RUNNING), timeout=20, interval=0.05, what="2 running jobs"
+    )
+    w.signal(signal.SIGTERM)
+    wait_until(lambda: "worker.stopping" in w.log(), timeout=10, what="the graceful stop to begin")
+    assert w.alive()  # waiting for its jobs, up to 60 s
+    t0 = time.monotonic()
+    w.signal(signal.SIGINT)
+    assert w.wait(10) == 130
+    took = time.monotonic() - t0
+    print(f"second signal → exit 130 in {took:.2f}s")
+    assert took < 1.0, w.log()
+    assert all_in(app, ids, JobState.RUNNING)  # not handed back: the leases will run out
 
 
 # ---- 3. --pid-file ------------------------------------------------------------------------
@@ -326,6 +347,27 @@ def test_pid_file_guards_against_a_second_worker(
     code, out = workers.run("--burst", "--pid-file", str(pid_file))
     assert code == 0, out
     assert app.get_job(job.id).state is JobState.SUCCEEDED
+    assert not pid_file.exists()
+
+
+def test_supervisor_refuses_a_live_pid_file_seed_004_18(
+    app: duly.App, workers: Workers, tmp_path: Path
+) -> None:
+    """``--processes 2 --burst --pid-file F`` while F names a live worker: refused with the
+    single process's exit code (5) and message, no traceback, F left alone."""
+    pid_file = tmp_path / "duly-worker.pid"
+    w = workers.start("--pid-file", str(pid_file))
+    wait_until(
+        lambda: pid_file.exists() and pid_file.read_text().strip() == str(w.pid),
+        timeout=20,
+        what="the pid file naming the worker",
+    )
+    code, out = workers.run("--processes", "2", "--burst", "--pid-file", str(pid_file))
+    assert code == 5, out
+    assert "not starting" in out and str(pid_file) in out and str(w.pid) in out, out
+    assert "Traceback" not in out, out
+    assert pid_file.read_text().strip() == str(w.pid)
+    assert w.stop() == 0
     assert not pid_file.exists()
 
 
@@ -401,6 +443,27 @@ def test_supervisor_replaces_a_killed_child_and_stops_them_all(
     for job in jobs(app, blocks):
         assert job.state is JobState.QUEUED and job.errors == 0
         assert [a.outcome for a in app.attempts(job.id)] == [Outcome.INTERRUPTED]
+
+
+def test_a_second_signal_to_the_supervisor_kills_its_children_at_once(
+    app: duly.App, workers: Workers
+) -> None:
+    ids = [app.enqueue("stubborn", args=[20]).id for _ in range(2)]
+    sup = workers.start("--processes", "2", "--concurrency", "1", "--grace", "60")
+    wait_until(
+        lambda: all_in(app, ids, JobState.RUNNING), timeout=20, interval=0.05, what="2 running jobs"
+    )
+    kids = children(sup.pid)
+    sup.signal(signal.SIGTERM)
+    wait_until(
+        lambda: sup.log().count("worker.stopping") == 2, timeout=10, what="both children stopping"
+    )
+    t0 = time.monotonic()
+    sup.signal(signal.SIGINT)
+    assert sup.wait(10) == 130
+    print(f"second signal → supervisor exit 130 in {time.monotonic() - t0:.2f}s")
+    assert time.monotonic() - t0 < 1.5, sup.log()
+    wait_until(lambda: not any(alive(p) for p in kids), timeout=5, what="children gone")
 
 
 # ---- 6. wake-up ---------------------------------------------------------------------------
@@ -554,6 +617,46 @@ def test_process_isolation_survives_a_crash_and_kills_a_hung_job(
     )
     assert w.alive()
     assert w.stop() == 0
+
+
+def test_json_logs_announce_every_end_also_under_process_isolation(
+    app: duly.App, workers: Workers, tmp_path: Path
+) -> None:
+    """``--log-format json``: one JSON object per line, an event for each start, success,
+    failure, permanent failure and timeout, with its fields; the timeout of a job run in a
+    child process (killed) is announced like any other."""
+    import json
+
+    ids = {
+        "noop": app.enqueue("noop").id,
+        "flaky": app.enqueue("flaky").id,
+        "fails": app.enqueue("fails").id,
+        "hang": app.enqueue("hang", args=[str(tmp_path / "hang.pid")]).id,
+    }
+    code, out = workers.run(
+        "--burst", "--isolation", "process", "--concurrency", "4", "--log-format", "json",
+        "--log-level", "DEBUG", timeout=60,
+    )  # fmt: skip
+    assert code == 0, out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert lines and all({"event", "ts", "level"} <= set(x) for x in lines), out
+
+    def of(event: str, name: str) -> list[dict[str, Any]]:
+        return [x for x in lines if x["event"] == event and x.get("job") == ids[name]]
+
+    assert [x["attempt"] for x in of("job.start", "flaky")] == [1, 2]
+    (failure,) = of("job.failure", "flaky")
+    assert failure["level"] == "warning" and "first try fails" in failure["error"]
+    assert failure["retry_in"] == 0 and failure["duration"] >= 0 and failure["task"] == "flaky"
+    assert len(of("job.success", "flaky")) == 1 and len(of("job.success", "noop")) == 1
+    (permanent,) = of("job.permanent_failure", "fails")
+    assert permanent["level"] == "error" and permanent["error"] == "ValueError: always fails"
+    (timeout,) = of("job.timeout", "hang")
+    assert timeout["level"] == "warning" and timeout["duration"] >= 1.0
+    assert len(of("job.permanent_failure", "hang")) == 1
+    assert app.get_job(ids["hang"]).state is JobState.FAILED
+    assert [a.outcome for a in app.attempts(ids["hang"])] == [Outcome.TIMED_OUT]
+    assert {x["event"] for x in lines} >= {"worker.start", "worker.poll", "worker.stop"}
 
 
 # ---- 9. heartbeats keep a long job's short lease -------------------------------------------
