@@ -6,9 +6,15 @@ what was enqueued.
     def test_reminder_retries_for_a_day():
         clock = VirtualClock()
         app = make_app(clock=clock)           # your App, built with clock=clock
-        remind.enqueue(user=7)
+
+        @app.task(retry="1h", max_attempts=3)
+        def remind(user: int) -> None:
+            raise RuntimeError("mail server down")
+
+        job = remind.enqueue(user=7)
         result = drain(app)                   # retries an hour apart happen in milliseconds
-        assert result.succeeded == 1
+        assert result.runs == 3               # attempts run (result.cycles: clock jumps)
+        assert app.get_job(job.id).state == "failed"
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ __all__ = ["DrainResult", "VirtualClock", "adrain", "assert_enqueued", "drain", 
 
 @dataclass
 class DrainResult:
+    """What a drain did. Outcomes are in the database: ``app.get_job(id).state``,
+    ``app.attempts(id)``, ``assert_enqueued(app, task, state=...)``."""
+
     runs: int = 0  # attempts run
     cycles: int = 0  # clock jumps
     times: list[datetime] = field(default_factory=list)  # virtual times of the cycles
