@@ -69,6 +69,7 @@ SET progress_done = ?, progress_total = ?, updated_at = ?
 WHERE id = ? AND attempt = ? AND state = 'running'
 
 -- name: finish
+-- (store.py derives finish_many, the batch form for executemany, by dropping RETURNING.)
 -- A job whose cancel was requested while it ran does not wait again: an outcome that would
 -- make it wait (retrying, or queued by a reschedule / snooze / interrupt) ends it cancelled.
 -- A job that waits again runs no later than its run_by bound (run_at_least_within while it
@@ -97,32 +98,6 @@ SET progress_done = coalesce(?10, progress_done),
     updated_at = ?6
 WHERE id = ?7 AND attempt = ?8 AND state = 'running'
 RETURNING worker_id, started_at
-
--- name: finish_many
--- The same update without RETURNING, for executemany.
--- ?1 state, ?2 new run_at (NULL keeps), ?3 errors delta (-1 resets), ?4 result, ?5 error text,
--- ?6 now, ?7 id, ?8 attempt, ?9 final (0/1), ?10 progress done, ?11 progress total
-UPDATE {jobs}
-SET progress_done = coalesce(?10, progress_done),
-    progress_total = CASE WHEN ?10 IS NULL THEN progress_total ELSE ?11 END,
-    state = CASE WHEN cancel_requested AND ?1 IN ('retrying','queued') THEN 'cancelled'
-                 WHEN ?1 = 'retrying' AND expires_at IS NOT NULL
-                      AND min(?2, coalesce(run_by, ?2)) >= expires_at
-                 THEN 'expired' ELSE ?1 END,
-    run_at = CASE WHEN run_by IS NOT NULL AND ?1 IN ('retrying','queued')
-                  THEN min(coalesce(?2, run_at), run_by) ELSE coalesce(?2, run_at) END,
-    run_by = NULL,
-    errors = CASE WHEN ?3 < 0 THEN 0 ELSE errors + ?3 END,
-    result = ?4,
-    last_error = COALESCE(?5, last_error),
-    lease_expires_at = NULL,
-    cancel_requested = 0,
-    finished_at = CASE WHEN ?9 = 1 OR (cancel_requested AND ?1 IN ('retrying','queued'))
-                            OR (?1 = 'retrying' AND expires_at IS NOT NULL
-                                AND min(?2, coalesce(run_by, ?2)) >= expires_at)
-                       THEN ?6 ELSE NULL END,
-    updated_at = ?6
-WHERE id = ?7 AND attempt = ?8 AND state = 'running'
 
 -- name: finish_succeeded
 -- The usual outcome, for a whole batch in one statement: ?1 now, ?2 a JSON array of

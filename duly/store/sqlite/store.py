@@ -263,11 +263,13 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         names["claim_cols"] = CLAIM_COLUMNS
         names["tcols"] = TRIGGER_COLUMNS
         self._names = names
-        self._q: dict[str, str] = {
-            k: qmark(v.format(**names))
-            for f in ("queries.sql", "triggers.sql")
-            for k, v in _sql.load_queries("duly.store.sqlite", f).items()
+        raw = {
+            k: v for f in ("queries.sql", "triggers.sql") for k, v in _sql.load_queries("duly.store.sqlite", f).items()
         }
+        # executemany takes no statement that returns rows: the batch form of finish is the
+        # same update without its RETURNING clause
+        raw["finish_many"] = raw["finish"].rsplit("RETURNING", 1)[0]
+        self._q: dict[str, str] = {k: qmark(v.format(**names)) for k, v in raw.items()}
         self.doorbell = Doorbell(path)
         if auto_migrate:  # SQLite migrates itself on first use
             self.migrate()
