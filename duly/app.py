@@ -379,8 +379,20 @@ class App(ScheduleVerbs, AdminVerbs):
         st = JobState(state) if state is not None else None
         return self.store.list_jobs(JobFilter(queue, st, task, text, before_id, limit))
 
-    def stats(self) -> list[QueueStats]:
-        return self.store.stats()
+    def stats(self, exact: bool = False) -> list[QueueStats]:
+        """Jobs per queue and state. Waiting and running jobs are counted exactly (from the
+        indexes of live jobs); finished ones exactly up to a limit per queue and state
+        (``duly.core.defaults.COUNT_EXACT_FINAL``), estimated above it and named in
+        ``QueueStats.estimated``, so a call stays fast with millions of finished jobs.
+        ``exact=True`` counts every row (a scan of an index of the whole table)."""
+        if exact:
+            return self.store.stats()
+        lapsed = self.store.lease_expired()
+        return [
+            QueueStats(c.queue, c.counts, lapsed.get(c.queue, 0), c.estimated)
+            for c in self.store.queue_counts()
+            if c.total or c.queue in lapsed
+        ]
 
     # -- hooks and workers --------------------------------------------------------------
 

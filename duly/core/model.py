@@ -79,6 +79,9 @@ class QueueStats:
     #: Running jobs whose lease has run out: their worker stopped renewing it. They are still
     #: in ``counts[RUNNING]`` (the stored state) until a rescue records the attempt as lost.
     lease_expired: int = 0
+    #: States whose count is an estimate (``App.stats()`` counts finished jobs exactly only up
+    #: to a limit; ``App.stats(exact=True)`` counts every row).
+    estimated: frozenset[JobState] = frozenset()
 
     def __getitem__(self, state: JobState | str) -> int:
         return self.counts.get(JobState(state), 0)

@@ -80,7 +80,11 @@ class Store(AdminStore, Protocol):
 
     def attempts(self, job_id: int) -> list[Attempt]: ...
 
-    def stats(self) -> list[QueueStats]: ...
+    def stats(self) -> list[QueueStats]:
+        """Exact counts per queue and state: reads every job (an index-only scan at best)."""
+
+    def lease_expired(self) -> dict[str, int]:
+        """Per queue, running jobs whose lease has run out (read from the running jobs only)."""
 
     def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:
         """The earliest run time of a waiting job (due or not), for sleeping until then."""

@@ -14,7 +14,7 @@ from duly.core.errors import DulyError
 
 
 def _count(app: duly.App) -> int:
-    return sum(sum(s.counts.values()) for s in app.stats())
+    return sum(sum(s.counts.values()) for s in app.stats(exact=True))
 
 
 def _refused(app: duly.App, fn: Any, *words: str) -> str:

@@ -194,6 +194,35 @@ def test_big_finished_counts_are_estimated_small_ones_exact(
     assert app.store.queue_names() == ["q"]
 
 
+def test_stats_are_bounded_by_default_and_exact_on_request(
+    app: duly.App, clock: duly.VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(12):
+        app.enqueue("t", queue="q")
+        job = claim_one(app)
+        fail(app, job, retry_in=None) if i % 4 == 0 else succeed(app, job)
+        clock.advance(60)
+    app.enqueue("t", queue="q", run_in=3600)  # scheduled
+    app.enqueue("t", queue="r")
+    claim_one(app)  # running in r, its lease runs out below
+    app.enqueue("t", queue="r")  # queued
+    clock.advance(timedelta(hours=2))  # the scheduled one is due now; r's lease has lapsed
+    app.enqueue("t", queue="q", run_in=60)  # scheduled
+    exact = {s.queue: s for s in app.stats(exact=True)}
+    fast = {s.queue: s for s in app.stats()}
+    assert set(fast) == set(exact) == {"q", "r"}
+    for q in ("q", "r"):  # small counts: the bounded stats are exact
+        assert fast[q].counts == exact[q].counts and fast[q].estimated == frozenset(), q
+        assert fast[q].lease_expired == exact[q].lease_expired, q
+    assert exact["r"].lease_expired == 1 and exact["r"].waiting == 2
+    assert (exact["q"][JobState.SUCCEEDED], exact["q"][JobState.FAILED]) == (9, 3)
+    monkeypatch.setattr(defaults, "COUNT_EXACT_FINAL", 5)
+    fast = {s.queue: s for s in app.stats()}
+    assert fast["q"].estimated == frozenset({JobState.SUCCEEDED})  # over the limit: estimated
+    assert fast["q"][JobState.FAILED] == 3 and fast["q"][JobState.QUEUED] == 1
+    assert {s.queue: s for s in app.stats(exact=True)}["q"][JobState.SUCCEEDED] == 9
+
+
 def test_list_jobs_between_ids(app: duly.App) -> None:
     from duly.core.model import JobFilter
 

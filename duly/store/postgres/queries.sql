@@ -373,6 +373,11 @@ SELECT queue,
 FROM {jobs}
 GROUP BY queue, presented
 
+-- name: lease_expired
+SELECT queue, count(*) FROM {jobs}
+WHERE state = 'running' AND lease_expires_at < coalesce(%(now)s::timestamptz, now())
+GROUP BY queue
+
 -- name: next_run_at
 SELECT min(run_at) FROM {jobs}
 WHERE state IN ('queued','retrying')

@@ -387,6 +387,9 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             for q, c in sorted(counts.items())
         ]
 
+    def lease_expired(self) -> dict[str, int]:
+        return {q: int(n) for q, n in self._run("lease_expired", {"now": self._now_param()})}
+
     def next_run_at(self, queues: Sequence[str] | None = None) -> datetime | None:
         rows = self._run("next_run_at", {"queues": None if queues is None else list(queues)})
         return utc(rows[0][0]) if rows else None

@@ -194,6 +194,11 @@ SELECT queue, state, count(*)
 FROM {jobs} WHERE state IN ('succeeded','failed','cancelled','expired')
 GROUP BY queue, state
 
+-- name: lease_expired
+SELECT queue, count(*) FROM {jobs} INDEXED BY {jobs_lease}
+WHERE state = 'running' AND lease_expires_at < ?
+GROUP BY queue
+
 -- name: next_run_at
 SELECT min(run_at) FROM {jobs} WHERE state IN ('queued','retrying')
 

@@ -746,6 +746,9 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
             out.append(Attempt(job.id, job.attempt, job.worker_id, job.started_at, None, Outcome.RUNNING))
         return out
 
+    def lease_expired(self) -> dict[str, int]:
+        return {q: n for q, n in self._read(self._q["lease_expired"], (self._now(),))}
+
     def stats(self) -> list[QueueStats]:
         now = self._now()
         counts: dict[str, dict[JobState, int]] = {}
