@@ -123,7 +123,9 @@ def dump_arguments(
         for name, v in kwargs.items():
             if not isinstance(name, str):
                 raise InvalidArguments(f"task {task!r}: keyword {name!r} is not a string")
-            problem = _locate(v, f"argument {name!r}")
+            # the name too: a NUL in it is refused by PostgreSQL's jsonb (a raw DataError, a 500
+            # through the API) and was stored as given on SQLite
+            problem = _locate(name, f"keyword {name!r}") or _locate(v, f"argument {name!r}")
             if problem:
                 raise InvalidArguments(f"task {task!r}: {problem}")
         if not a and not k:

@@ -46,6 +46,8 @@ def bad_input(app: duly.App) -> dict[str, Any]:
         ("lone surrogate in queue", lambda: e("work", [], queue="q\ud800"), ("queue",)),
         ("lone surrogate in key", lambda: e("work", [], key="k\udfff"), ("key",)),
         ("NUL in argument", lambda: e("work", ["a\x00b"]), ("NUL",)),
+        ("NUL in a keyword name", lambda: e("work", [], {"a\x00": 1}), ("keyword", "NUL")),
+        ("lone surrogate in a keyword name", lambda: e("work", [], {"k\udcff": 1}), ("keyword", "UTF-8")),
         ("NaN argument", lambda: e("work", [math.nan]), ("nan",)),
         ("infinity argument", lambda: e("work", [{"x": [math.inf]}]), ("inf",)),
         ("-infinity kwarg", lambda: e("work", [], {"v": -math.inf}), ("inf",)),
