@@ -29,7 +29,10 @@ def _kind_and_spec(cron: str | None, every: Duration | None, at: datetime | str 
         raise InvalidOption("give exactly one of cron=, every=, at=, in_=, event=, webhook=True, manual=True")
     kind, value = given[0]
     if kind in (TriggerKind.EVERY, TriggerKind.IN):
-        return kind, value if isinstance(value, str) else str(to_seconds(value))  # type: ignore[arg-type]
+        try:
+            return kind, value if isinstance(value, str) else str(to_seconds(value))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise InvalidOption(f"{kind.value}: {exc}", field=kind.value) from None
     if kind is TriggerKind.AT and isinstance(value, datetime):
         return kind, value.isoformat()
     return kind, "" if kind in (TriggerKind.WEBHOOK, TriggerKind.MANUAL) else str(value)

@@ -6,6 +6,7 @@ DulyError
 ├── SchemaOutdated            PostgreSQL schema behind this version: run ``duly migrate``
 ├── InvalidArguments          job arguments that are not JSON, too large, bad text
 ├── InvalidOption             a bad enqueue/task option (priority, delay, expiry...)
+│   └── DuplicateTrigger      a trigger added under a name that is taken
 ├── DuplicateTask             a task name registered twice
 ├── UnknownTask               a task name that no code registered (when running it)
 ├── DuplicateKey              mode "new" and a live job holds the key
@@ -45,7 +46,21 @@ class InvalidArguments(DulyError, ValueError):
 
 
 class InvalidOption(DulyError, ValueError):
-    pass
+    """``field``: the option at fault when known, named as ``app.schedule``, ``duly triggers
+    add`` and the JSON API name it (``"cron"``, ``"tz"``, ``"every"``...); else None."""
+
+    field: str | None = None
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        if field is not None:
+            self.field = field  # in __dict__: kept when pickled
+
+
+class DuplicateTrigger(InvalidOption):
+    """A trigger added at run time under a name another trigger holds."""
+
+    field = "name"
 
 
 class DuplicateTask(DulyError, ValueError):

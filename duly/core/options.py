@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,17 @@ MAX_KEY = 1000
 
 
 _good_names: set[str] = set()
+
+
+@contextmanager
+def about(field: str) -> Iterator[None]:
+    """An InvalidOption raised inside names ``field`` as its ``field`` (unless it names one)."""
+    try:
+        yield
+    except InvalidOption as exc:
+        if exc.field is None:
+            exc.field = field
+        raise
 
 
 def check_name(value: Any, what: str) -> str:

@@ -28,7 +28,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from duly.core.durations import parse_duration, to_seconds
 from duly.core.errors import InvalidOption
 from duly.core.model import EnqueueParams
-from duly.core.options import check_max_attempts, check_name, check_priority, check_seconds
+from duly.core.options import about, check_max_attempts, check_name, check_priority, check_seconds
 
 
 E = TypeVar("E", bound=enum.Enum)
@@ -74,7 +74,7 @@ def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InvalidOption(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'") from None
+        raise InvalidOption(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'", field="tz") from None
 
 
 def normalise_cron(expr: str) -> str:
@@ -190,28 +190,49 @@ class TriggerSpec:
 
 
 def validate(t: TriggerSpec, now: datetime) -> TriggerSpec:
-    """Check and normalise a trigger; InvalidOption names what is wrong."""
+    """Check and normalise a trigger; InvalidOption says what is wrong, and its ``field``
+    names the option (as ``app.schedule`` calls it: ``cron``, ``tz``, ``every``, ``in``...)."""
     if not t.name or not isinstance(t.name, str):
-        raise InvalidOption("a trigger needs a non-empty name")
+        raise InvalidOption("a trigger needs a non-empty name", field="name")
     # the job options are checked now, not at each firing (where a bad one would fail the tick)
-    check_name(t.task, "task")
+    with about("task"):
+        check_name(t.task, "task")
     if t.queue is not None:
-        check_name(t.queue, "queue")
+        with about("queue"):
+            check_name(t.queue, "queue")
     if t.priority is not None:
-        check_priority(t.priority)
+        with about("priority"):
+            check_priority(t.priority)
     if t.max_attempts is not None:
-        check_max_attempts(t.max_attempts)
+        with about("max_attempts"):
+            check_max_attempts(t.max_attempts)
     if t.expires_in is not None:
-        t.expires_in = check_seconds(t.expires_in, "expires_in", positive=True)
+        with about("expires_in"):
+            t.expires_in = check_seconds(t.expires_in, "expires_in", positive=True)
     t.kind = _choice(TriggerKind, t.kind, "kind")
     t.catch_up = _choice(CatchUp, t.catch_up, "catch_up")
     limit = t.catch_up_limit
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidOption(f"catch_up_limit must be an integer >= 1, got {limit!r}")
+        raise InvalidOption(f"catch_up_limit must be an integer >= 1, got {limit!r}", field="catch_up_limit")
     if t.start_at is not None:  # a datetime with its offset, or ISO 8601 text
         t.start_at = _parse_time(t.start_at, "start")
     if t.end_at is not None:
         t.end_at = _parse_time(t.end_at, "end")
+    with about(t.kind.value):  # the rule: at, in, every, cron or event
+        _validate_rule(t, now)
+    if t.debounce is not None:
+        try:
+            t.debounce = to_seconds(t.debounce)
+        except ValueError as exc:
+            raise InvalidOption(f"trigger {t.name!r}: debounce: {exc}", field="debounce") from None
+        if t.debounce <= 0 or not math.isfinite(t.debounce):
+            raise InvalidOption(f"trigger {t.name!r}: debounce must be a positive duration", field="debounce")
+    if t.start_at and t.end_at and t.end_at <= t.start_at:
+        raise InvalidOption(f"trigger {t.name!r}: end is not after start", field="end")
+    return t
+
+
+def _validate_rule(t: TriggerSpec, now: datetime) -> None:
     if t.kind is TriggerKind.AT:
         at = _parse_time(t.spec, "at")
         t.spec = at.isoformat()
@@ -230,22 +251,12 @@ def validate(t: TriggerSpec, now: datetime) -> TriggerSpec:
             t.spec = str(secs)
     elif t.kind is TriggerKind.CRON:
         t.spec = normalise_cron(t.spec)
-        zone(t.timezone)
+        zone(t.timezone)  # its error names "tz"
     elif t.kind is TriggerKind.EVENT:
         if not t.spec:
             raise InvalidOption(f"event trigger {t.name!r} needs an event name (or pattern such as 'order.*')")
         if t.filter is not None and not isinstance(t.filter, dict):
-            raise InvalidOption(f"event trigger {t.name!r}: filter must be a dict of field: value")
-    if t.debounce is not None:
-        try:
-            t.debounce = to_seconds(t.debounce)
-        except ValueError as exc:
-            raise InvalidOption(f"trigger {t.name!r}: debounce: {exc}") from None
-        if t.debounce <= 0 or not math.isfinite(t.debounce):
-            raise InvalidOption(f"trigger {t.name!r}: debounce must be a positive duration")
-    if t.start_at and t.end_at and t.end_at <= t.start_at:
-        raise InvalidOption(f"trigger {t.name!r}: end is not after start")
-    return t
+            raise InvalidOption(f"event trigger {t.name!r}: filter must be a dict of field: value", field="filter")
 
 
 def _choice(enum_type: type[E], value: Any, what: str) -> E:
@@ -253,7 +264,7 @@ def _choice(enum_type: type[E], value: Any, what: str) -> E:
         return enum_type(value)
     except ValueError:
         choices = ", ".join(repr(m.value) for m in enum_type)
-        raise InvalidOption(f"{what} must be one of {choices}; got {value!r}") from None
+        raise InvalidOption(f"{what} must be one of {choices}; got {value!r}", field=what) from None
 
 
 def _parse_time(value: Any, what: str) -> datetime:
@@ -263,9 +274,10 @@ def _parse_time(value: Any, what: str) -> datetime:
         try:
             dt = datetime.fromisoformat(str(value))
         except ValueError:
-            raise InvalidOption(f"{what} {value!r} is not an ISO 8601 time such as 2030-01-07T09:00:00+01:00") from None
+            raise InvalidOption(f"{what} {value!r} is not an ISO 8601 time such as 2030-01-07T09:00:00+01:00",
+                                field=what) from None
     if dt.tzinfo is None:
-        raise InvalidOption(f"{what} {value!r} has no UTC offset; write e.g. 2030-01-07T09:00:00+01:00")
+        raise InvalidOption(f"{what} {value!r} has no UTC offset; write e.g. 2030-01-07T09:00:00+01:00", field=what)
     return dt.astimezone(UTC)
 
 

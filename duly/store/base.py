@@ -95,8 +95,9 @@ class Store(AdminStore, Protocol):
 
     # -- triggers (see duly.core.triggers and duly.runtime.scheduler) --------------------
     def add_trigger(self, t: TriggerSpec, next_fire_at: datetime | None, declared: bool = False) -> Trigger:
-        """Store a trigger; a name taken is InvalidOption, unless ``declared`` (from code), which
-        updates the rule and keeps the state unless the schedule itself changed."""
+        """Store a trigger; a name taken is DuplicateTrigger (an InvalidOption), unless
+        ``declared`` (from code), which updates the rule and keeps the state unless the
+        schedule itself changed."""
 
     def get_trigger(self, name: str) -> Trigger | None: ...
 

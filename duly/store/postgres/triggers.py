@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from duly._faults import crash_point
-from duly.core.errors import InvalidOption
+from duly.core.errors import DuplicateTrigger
 from duly.core.model import EnqueueParams
 from duly.core.triggers import CatchUp, Fire, Trigger, TriggerKind, TriggerSpec, TriggerState
 from duly.store import _sql
@@ -107,7 +107,7 @@ class PostgresTriggers:
                     if rows:
                         return self._trigger(rows[0])
                     if not declared:
-                        raise InvalidOption(f"a trigger named {t.name!r} already exists")
+                        raise DuplicateTrigger(f"a trigger named {t.name!r} already exists")
                     rows = fetch(conn, self._tq["trigger_update_declared"], values)
                     if rows:
                         return self._trigger(rows[0])

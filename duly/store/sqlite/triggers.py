@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from duly._faults import crash_point
-from duly.core.errors import InvalidOption
+from duly.core.errors import DuplicateTrigger
 from duly.core.model import EnqueueParams
 from duly.core.triggers import CatchUp, Fire, Trigger, TriggerKind, TriggerSpec, TriggerState
 
@@ -87,7 +87,7 @@ class SQLiteTriggers:
         row = cur.execute(self._q["trigger_insert"], params).fetchone()
         if row is None:
             if not declared:
-                raise InvalidOption(f"a trigger named {t.name!r} already exists")
+                raise DuplicateTrigger(f"a trigger named {t.name!r} already exists")
             row = cur.execute(self._q["trigger_update_declared"], params).fetchone()
         return self._trigger(row)
 
