@@ -16,10 +16,13 @@ from duly.app import App
 from duly.core.errors import InvalidOption
 from duly.web import serialize
 from duly.web.views import (
+    add_trigger,
+    delete_trigger,
     job_page_data,
     jobs_page_data,
     overview_data,
     trigger_action,
+    trigger_data,
     triggers_data,
 )
 
@@ -109,8 +112,8 @@ def parse_body(raw: bytes) -> Any:
         raise ValueError(f"body is not JSON: {exc}") from None
 
 
-async def enqueue(request: Request) -> Response:
-    request.app.state.guard.check_csrf(request)
+async def _json_object(request: Request, required: str) -> dict[str, Any] | Response:
+    """The request's body as a JSON object, or the error response (413, 400, 422)."""
     raw = await request.body()
     if len(raw) > MAX_BODY:
         return JSONResponse({"error": f"request body over {MAX_BODY} bytes"}, 413)
@@ -119,7 +122,15 @@ async def enqueue(request: Request) -> Response:
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, 400)
     if not isinstance(body, dict):
-        return JSONResponse({"error": "body must be a JSON object with at least 'task'"}, 422)
+        return JSONResponse({"error": f"body must be a JSON object with at least {required}"}, 422)
+    return body
+
+
+async def enqueue(request: Request) -> Response:
+    request.app.state.guard.check_csrf(request)
+    body = await _json_object(request, "'task'")
+    if isinstance(body, Response):
+        return body
     unknown = set(body) - ENQUEUE_FIELDS
     if unknown:
         return JSONResponse({"error": f"unknown field(s): {', '.join(sorted(unknown))}"}, 422)
@@ -172,6 +183,25 @@ def trigger_post(request: Request) -> Response:
     return JSONResponse(trigger_action(_app(request), request.path_params["name"], verb))
 
 
+async def trigger_add(request: Request) -> Response:
+    """POST /api/triggers: the fields of ``duly triggers add``, validated by app.schedule."""
+    _guarded(request)
+    body = await _json_object(request, "'name', 'task' and a rule")
+    if isinstance(body, Response):
+        return body
+    return JSONResponse(await run_in_threadpool(add_trigger, _app(request), body), 201)
+
+
+def trigger_show(request: Request) -> Response:
+    return JSONResponse(trigger_data(_app(request), request.path_params["name"]))
+
+
+def trigger_delete(request: Request) -> Response:
+    _guarded(request)
+    delete_trigger(_app(request), request.path_params["name"])
+    return Response(status_code=204)
+
+
 def openapi(request: Request) -> Response:
     from duly.web.openapi import document
 
@@ -195,8 +225,12 @@ def routes() -> list[Route]:
         Route("/api/workers", workers, methods=["GET"]),
         Route("/api/throughput", throughput, methods=["GET"]),
         Route("/api/triggers", triggers, methods=["GET"]),
+        Route("/api/triggers", trigger_add, methods=["POST"]),
         Route("/api/triggers/{name:path}/pause", trigger_post, methods=["POST"]),
         Route("/api/triggers/{name:path}/resume", trigger_post, methods=["POST"]),
         Route("/api/triggers/{name:path}/run", trigger_post, methods=["POST"]),
+        # after the verbs: a name ending in /pause, /resume or /run is still reachable here
+        Route("/api/triggers/{name:path}", trigger_show, methods=["GET"]),
+        Route("/api/triggers/{name:path}", trigger_delete, methods=["DELETE"]),
     ]
 

@@ -17,6 +17,7 @@ from duly.app import App
 from duly.core.errors import (
     DulyError,
     DuplicateKey,
+    DuplicateTrigger,
     InvalidArguments,
     InvalidOption,
     InvalidTransition,
@@ -34,7 +35,7 @@ def _status(exc: Exception) -> int:
         return 403
     if isinstance(exc, JobNotFound) or type(exc).__name__ == "TriggerNotFound":
         return 404
-    if isinstance(exc, (InvalidTransition, DuplicateKey)):
+    if isinstance(exc, (InvalidTransition, DuplicateKey, DuplicateTrigger)):
         return 409
     if isinstance(exc, (InvalidOption, InvalidArguments, ValueError)):
         return 422
@@ -47,7 +48,8 @@ async def on_error(request: Request, exc: Exception) -> Response:
     else:
         status, message = _status(exc), str(exc)
     if request.url.path.startswith(("/api", "/metrics")):
-        return JSONResponse({"error": message}, status)
+        field = getattr(exc, "field", None)  # an InvalidOption naming the option at fault
+        return JSONResponse({"error": message} | ({"field": field} if field else {}), status)
     if not hasattr(request.state, "csrf"):
         return PlainTextResponse(message, status)
     return pages.render(request, "error.html", status=status, status_code=status, message=message)

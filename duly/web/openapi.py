@@ -10,6 +10,7 @@ from typing import Any
 
 import duly
 from duly.core.states import JobState
+from duly.core.triggers import CatchUp, TriggerKind
 
 STATES = [s.value for s in JobState]
 
@@ -58,7 +59,9 @@ QUEUE = _path("name", {"type": "string"})
 TRIGGER = _path("name", {"type": "string"})
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+    "Error": {"type": "object", "required": ["error"], "properties": {
+        "error": {"type": "string"},
+        "field": {"type": "string", "description": "422 and 409 of POST /api/triggers: the field at fault"}}},
     "State": {"type": "string", "enum": STATES},
     "Job": {
         "type": "object",
@@ -161,7 +164,84 @@ SCHEMAS: dict[str, Any] = {
             "alive": {"type": "boolean"}, "running": {"type": "integer"},
         },
     },
-    "Trigger": {"type": "object", "description": "A stored trigger (webhook secrets shown as ***)."},
+    "TriggerSpec": {
+        "type": "object",
+        "description": "A trigger's rule and job template, as stored (an 'in' trigger is stored as 'at').",
+        "properties": {
+            "name": {"type": "string"}, "kind": {"type": "string", "enum": [k.value for k in TriggerKind]},
+            "task": {"type": "string"},
+            "spec": {"type": "string", "description": "at: ISO time; every: seconds; cron: expression; "
+                                                      "event: name pattern; webhook, manual: empty"},
+            "timezone": {"type": ["string", "null"]}, "args": {"type": "array"}, "kwargs": {"type": "object"},
+            "queue": {"type": ["string", "null"]}, "priority": {"type": ["integer", "null"]},
+            "max_attempts": {"type": ["integer", "null"]}, "expires_in": {"type": ["number", "null"]},
+            "catch_up": {"type": "string", "enum": [c.value for c in CatchUp]},
+            "catch_up_limit": {"type": "integer"},
+            "start_at": {"type": ["string", "null"], "format": "date-time"},
+            "end_at": {"type": ["string", "null"], "format": "date-time"},
+            "debounce": {"type": ["number", "null"]}, "filter": {"type": ["object", "null"]},
+            "secret": {"type": ["string", "null"], "description": "'***' for a webhook trigger (never sent)"},
+        },
+    },
+    "Trigger": {
+        "type": "object",
+        "description": "A stored trigger with its state (webhook secrets shown as ***).",
+        "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "spec": _ref("TriggerSpec"),
+            "declared": {"type": "boolean", "description": "declared in code (else added at run time)"},
+            "paused": {"type": "boolean"}, "next_fire_at": {"type": ["string", "null"], "format": "date-time"},
+            "missed": {"type": "integer"}, "last_fire_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_job_id": {"type": ["integer", "null"]},
+            "last_manual_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_manual_job_id": {"type": ["integer", "null"]},
+            "window_events": {"type": ["array", "null"], "description": "an open debounce window's events"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "TriggerPage": {
+        "type": "object",
+        "description": "What 'duly triggers show --json' prints.",
+        "properties": {
+            "trigger": _ref("Trigger"),
+            "state": {"type": "object", "description": "from the jobs it made", "properties": {
+                "status": {"type": ["string", "null"], "description": "state of its latest job"},
+                **{f"last_{w}": {"type": ["string", "null"], "format": "date-time"}
+                   for w in ("execution", "success", "failure", "manual_execution")},
+                **{f"last_{w}_job_id": {"type": ["integer", "null"]}
+                   for w in ("executed", "successful", "failed", "manual")},
+                "last_error": {"type": ["string", "null"]}}},
+            "upcoming": {"type": "array", "items": {"type": "string", "format": "date-time"},
+                         "description": "its next ten fire times (none while paused)"},
+        },
+    },
+    "TriggerAdd": {
+        "type": "object",
+        "description": "The options of 'duly triggers add' and app.schedule (docs/schedules.md), with "
+                       "exactly one rule: cron, every, at, in, event, webhook or manual.",
+        "required": ["name", "task"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"}, "task": {"type": "string", "description": "the task its jobs run"},
+            "cron": {"type": "string", "description": "5 fields, 6 with seconds first, or @hourly..."},
+            "tz": {"type": "string", "description": "cron: an IANA time zone (default UTC)"},
+            "every": {"type": ["string", "number"], "description": "an interval, e.g. '10m' or 600"},
+            "start": {"type": "string", "format": "date-time", "description": "cron/every: first possible slot"},
+            "end": {"type": "string", "format": "date-time", "description": "cron/every: no slot after this"},
+            "at": {"type": "string", "format": "date-time", "description": "once, at this time (with offset)"},
+            "in": {"type": ["string", "number"], "description": "once, this long from now, e.g. '1h30m'"},
+            "event": {"type": "string", "description": "an event name or glob, e.g. 'order.*'"},
+            "filter": {"type": "object", "description": "event: field values the event's data must have"},
+            "debounce": {"type": ["string", "number"], "description": "event/webhook: collect events this long"},
+            "webhook": {"type": "boolean", "description": "fired by POST /hooks/<secret>"},
+            "manual": {"type": "boolean", "description": "fires only when run"},
+            "args": {"type": "array"}, "kwargs": {"type": "object"}, "queue": {"type": "string"},
+            "priority": {"type": "integer"}, "max_attempts": {"type": "integer", "minimum": 1},
+            "expires_in": {"type": ["string", "number"], "description": "each job expires this long after its slot"},
+            "catch_up": {"type": "string", "enum": [c.value for c in CatchUp], "default": "latest"},
+            "catch_up_limit": {"type": "integer", "minimum": 1, "default": 100},
+        },
+    },
     "Enqueue": {
         "type": "object",
         "required": ["task"],
@@ -204,6 +284,28 @@ def document() -> dict[str, Any]:
         },
     }  # fmt: skip
     job_action = {"type": "object", "properties": {"job": _ref("Job")}}
+    add_trigger = {
+        "summary": "Add a trigger (the fields of 'duly triggers add', validated as app.schedule does)",
+        "parameters": [{"$ref": "#/components/parameters/csrf"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TriggerAdd")}}},
+        "responses": {
+            "201": _json({"type": "object", "required": ["trigger"], "properties": {
+                "trigger": _ref("Trigger"),
+                "webhook_path": {"type": "string", "description": "webhook triggers: /hooks/<secret>, "
+                                                                  "sent in this answer only"}}}, "Created"),
+            "400": _json(_ref("Error"), "The body is not strict JSON"),
+            **ERRORS,
+            "409": _json(_ref("Error"), "A trigger with this name exists (field: name)"),
+            "413": _json(_ref("Error"), "Body over 1 MiB"),
+            "422": _json(_ref("Error"), "Invalid field (malformed cron, unknown time zone, bad duration...): "
+                                        "'field' names it; nothing is stored"),
+        },
+    }  # fmt: skip
+    delete_trigger = {
+        "summary": "Delete a trigger (its jobs stay)",
+        "parameters": [{"$ref": "#/components/parameters/csrf"}],
+        "responses": {"204": {"description": "Deleted"}, **ERRORS, **NOT_FOUND},
+    }
     paths: dict[str, Any] = {
         "/api/overview": _get("Counts by queue and state, totals, workers, throughput per minute",
                               _ref("Overview"), MINUTES),
@@ -227,8 +329,13 @@ def document() -> dict[str, Any]:
                                         {**NOT_FOUND, **CONFLICT}),
         "/api/workers": _get("Registered workers", {"type": "array", "items": _ref("Worker")}),
         "/api/throughput": _get("Jobs ended per minute, queue and state", _ref("Throughput"), MINUTES),
-        "/api/triggers": _get("Stored triggers", {"type": "object", "properties": {
+        "/api/triggers": {**_get("Stored triggers", {"type": "object", "properties": {
             "available": {"type": "boolean"}, "triggers": {"type": "array", "items": _ref("Trigger")}}}),
+            "post": add_trigger},
+        "/api/triggers/{name}": {
+            **_get("A trigger as listed, its state and its next ten fire times", _ref("TriggerPage"), None,
+                   NOT_FOUND),
+            "delete": delete_trigger},
         "/api/triggers/{name}/pause": _post("Pause a trigger", {"type": "object"}, NOT_FOUND),
         "/api/triggers/{name}/resume": _post("Resume a trigger", {"type": "object"}, NOT_FOUND),
         "/api/triggers/{name}/run": _post("Run a trigger's job now", {"type": "object"}, NOT_FOUND),

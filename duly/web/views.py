@@ -141,10 +141,73 @@ def triggers_data(app: App) -> dict[str, Any]:
     return {"available": True, "triggers": [serialize.trigger(t) for t in app.triggers()]}
 
 
-def trigger_action(app: App, name: str, verb: str) -> dict[str, Any]:
-    fn = {"pause": "pause_trigger", "resume": "resume_trigger", "run": "run_trigger"}[verb]
+def _require_triggers(app: App, fn: str) -> None:
     if not triggers_available(app) or not hasattr(app, fn):
         raise InvalidOption("this duly has no triggers")
+
+
+def trigger_action(app: App, name: str, verb: str) -> dict[str, Any]:
+    fn = {"pause": "pause_trigger", "resume": "resume_trigger", "run": "run_trigger"}[verb]
+    _require_triggers(app, fn)
     done = getattr(app, fn)(name)
     key = "job" if verb == "run" else "trigger"
     return {key: serialize.job(done) if verb == "run" else serialize.trigger(done)}
+
+
+def trigger_data(app: App, name: str, count: int = 10) -> dict[str, Any]:
+    """One trigger as listed, its state (from the jobs it made) and its next ``count`` fire
+    times: what ``duly triggers show --json`` prints. Unknown name: TriggerNotFound."""
+    _require_triggers(app, "upcoming")
+    t = app.trigger(name)
+    return {
+        "trigger": serialize.trigger(t),
+        "state": serialize.jsonable(app.trigger_state(name)),
+        "upcoming": [dt.isoformat() for dt in app.upcoming(name, count)],
+    }
+
+
+#: The fields of a trigger added through the API: those of ``duly triggers add`` (the rule is
+#: one of cron, every, at, in, event, webhook, manual), named as ``app.schedule`` names them.
+TRIGGER_FIELDS = frozenset({
+    "name", "task", "cron", "tz", "every", "start", "end", "at", "in", "event", "filter", "debounce",
+    "webhook", "manual", "args", "kwargs", "queue", "priority", "max_attempts", "expires_in", "catch_up",
+    "catch_up_limit",
+})  # fmt: skip
+#: JSON types that app.schedule would otherwise coerce (str() of a rule, truth of a flag);
+#: everything else is checked by the schedule's own validation (duly.core.triggers.validate).
+_JSON_TYPES: dict[str, tuple[type, str]] = {
+    "cron": (str, "a string"), "at": (str, "a string"), "event": (str, "a string"),
+    "start": (str, "a string"), "end": (str, "a string"), "webhook": (bool, "true or false"),
+    "manual": (bool, "true or false"), "args": (list, "a JSON array"), "kwargs": (dict, "a JSON object"),
+}  # fmt: skip
+
+
+def add_trigger(app: App, body: dict[str, Any]) -> dict[str, Any]:
+    """Store a trigger from a JSON object through ``app.schedule`` (its validation, as the
+    CLI's): InvalidOption names the field at fault; DuplicateTrigger when the name is taken.
+    A webhook trigger's answer carries its URL path, which holds the secret (once)."""
+    _require_triggers(app, "schedule")
+    unknown = sorted(set(body) - TRIGGER_FIELDS)
+    if unknown:
+        raise InvalidOption(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+    given = {k: v for k, v in body.items() if v is not None}
+    if "name" not in given:
+        raise InvalidOption("'name' (the trigger's name) is required", field="name")
+    if "task" not in given:
+        raise InvalidOption("'task' (the task its jobs run) is required", field="task")
+    for key, (kind, what) in _JSON_TYPES.items():
+        value = given.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            raise InvalidOption(f"{key} must be {what}, got {value!r}", field=key)
+    if "in" in given:
+        given["in_"] = given.pop("in")
+    t = app.schedule(given.pop("task"), **given)
+    out: dict[str, Any] = {"trigger": serialize.trigger(t)}
+    if t.spec.secret:
+        out["webhook_path"] = f"/hooks/{t.spec.secret}"
+    return out
+
+
+def delete_trigger(app: App, name: str) -> None:
+    _require_triggers(app, "delete_trigger")
+    app.delete_trigger(name)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 import duly
+from duly.testing import drain
 from duly.web import api as api_module
 from duly.web.server import BindRefused, check_bind, serve_in_thread
-from tests.conftest import Backend
+from tests.conftest import T0, Backend
 from tests.helpers import claim_one, fail, succeed
 
 TOKEN = "s3cret-token-for-tests"
@@ -40,8 +43,11 @@ class Client:
             headers["X-CSRF-Token"] = self.csrf()
         return self.http.post(url, headers=headers, **kw)
 
-    def delete(self, url: str) -> httpx.Response:
-        return self.http.delete(url, headers={"X-CSRF-Token": self.csrf()})
+    def delete(self, url: str, csrf: bool = True, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if csrf:
+            headers["X-CSRF-Token"] = self.csrf()
+        return self.http.delete(url, headers=headers, **kw)
 
     def close(self) -> None:
         self.http.close()
@@ -51,6 +57,16 @@ class Client:
 @pytest.fixture
 def web(backend: Backend) -> Iterator[tuple[duly.App, Client]]:
     app = backend.app()
+    client = Client(app)
+    yield app, client
+    client.close()
+
+
+@pytest.fixture
+def timed(backend: Backend) -> Iterator[tuple[duly.App, Client]]:
+    """An App under a virtual clock at T0 with a server on it: its triggers fire when a test
+    moves the clock and ticks (or drains), not when real time passes."""
+    app = backend.app(duly.VirtualClock(T0))
     client = Client(app)
     yield app, client
     client.close()
@@ -406,3 +422,224 @@ def test_run_now_form_on_the_triggers_page(web: tuple[duly.App, Client]) -> None
     assert back.status_code == 200 and f"trigger {name} ran: job {job.id}" in back.text
     missing = c.post("/triggers/nope/run", csrf=False, data={"csrf_token": token})
     assert missing.status_code == 404 and len(app.jobs(task="reports.build")) == 1
+
+
+# -- adding, showing and deleting triggers -------------------------------------------------
+
+
+def _names(app: duly.App) -> list[str]:
+    return sorted(t.name for t in app.triggers())
+
+
+def test_add_a_trigger_of_each_kind(timed: tuple[duly.App, Client]) -> None:
+    """POST /api/triggers takes the fields of ``duly triggers add``; the answer is the stored
+    trigger as GET /api/triggers lists it."""
+    app, c = timed
+    r = c.post("/api/triggers", json={
+        "name": "nightly", "task": "reports.build", "cron": "30 2 * * *", "tz": "Europe/Paris",
+        "kwargs": {"full": True}, "queue": "reports", "priority": 5, "max_attempts": 2, "expires_in": "10m",
+        "catch_up": "all", "catch_up_limit": 3,
+    })  # fmt: skip
+    assert r.status_code == 201, r.text
+    nightly = r.json()["trigger"]
+    spec = nightly["spec"]
+    assert (nightly["name"], spec["kind"], spec["spec"], spec["timezone"]) == ("nightly", "cron", "30 2 * * *", "Europe/Paris")
+    assert (spec["queue"], spec["priority"], spec["max_attempts"], spec["expires_in"]) == ("reports", 5, 2, 600.0)
+    assert (spec["catch_up"], spec["catch_up_limit"], spec["kwargs"]) == ("all", 3, {"full": True})
+    assert nightly["next_fire_at"] == "2030-01-08T01:30:00+00:00"  # 02:30 in Paris (UTC+1 in January)
+    assert nightly["paused"] is False and nightly["declared"] is False
+    (listed,) = c.get("/api/triggers").json()["triggers"]
+    assert listed == nightly
+
+    pulse = c.post("/api/triggers", json={"name": "pulse", "task": "metrics.pull", "every": "30m",
+                                          "start": "2030-01-07T10:30:00+01:00", "end": "2030-01-07T12:00:00Z"})  # fmt: skip
+    assert pulse.status_code == 201, pulse.text
+    p = pulse.json()["trigger"]
+    assert (p["spec"]["kind"], p["spec"]["spec"], p["next_fire_at"]) == ("every", "1800.0", "2030-01-07T09:30:00+00:00")
+    assert (p["spec"]["start_at"], p["spec"]["end_at"]) == ("2030-01-07T09:30:00+00:00", "2030-01-07T12:00:00+00:00")
+
+    once = c.post("/api/triggers", json={"name": "once", "task": "mail.digest", "at": "2030-01-07T12:00:00+02:00",
+                                         "args": [7]}).json()["trigger"]  # fmt: skip
+    assert (once["spec"]["kind"], once["next_fire_at"], once["spec"]["args"]) == ("at", "2030-01-07T10:00:00+00:00", [7])
+    soon = c.post("/api/triggers", json={"name": "soon", "task": "mail.digest", "in": "1h30m"}).json()["trigger"]
+    assert (soon["spec"]["kind"], soon["next_fire_at"]) == ("at", "2030-01-07T10:30:00+00:00")  # an in is an at
+
+    paid = c.post("/api/triggers", json={"name": "paid", "task": "orders.ship", "event": "order.*",
+                                         "filter": {"status": "paid"}, "debounce": "5s"})  # fmt: skip
+    assert paid.status_code == 201, paid.text
+    ps = paid.json()["trigger"]["spec"]
+    assert (ps["kind"], ps["spec"], ps["filter"], ps["debounce"]) == ("event", "order.*", {"status": "paid"}, 5.0)
+
+    hook = c.post("/api/triggers", json={"name": "github", "task": "deploy", "webhook": True}).json()
+    secret = app.trigger("github").spec.secret
+    assert hook["trigger"]["spec"]["secret"] == "***" and secret and hook["webhook_path"] == f"/hooks/{secret}"
+    manual = c.post("/api/triggers", json={"name": "by-hand", "task": "deploy", "manual": True}).json()
+    assert (manual["trigger"]["spec"]["kind"], manual["trigger"]["next_fire_at"]) == ("manual", None)
+    assert "webhook_path" not in manual
+
+    listed_by_name = {t["name"]: t for t in c.get("/api/triggers").json()["triggers"]}
+    assert sorted(listed_by_name) == ["by-hand", "github", "nightly", "once", "paid", "pulse", "soon"]
+    assert listed_by_name["github"] == hook["trigger"] and listed_by_name["paid"] == paid.json()["trigger"]
+
+
+def test_triggers_added_through_the_api_fire(timed: tuple[duly.App, Client]) -> None:
+    """A cron trigger added over HTTP fires on its slots, and an event trigger with a filter
+    and debounce collects the matching events into one job when its window closes."""
+    app, c = timed
+    runs: list[tuple[str, Any]] = []
+
+    @app.task(name="reports.build")
+    def build(region: str) -> None:
+        runs.append(("build", region))
+
+    @app.task(name="orders.ship")
+    def ship(events: list[dict[str, Any]]) -> None:
+        runs.append(("ship", [e["data"]["id"] for e in events]))
+
+    r = c.post("/api/triggers", json={"name": "quarterly", "task": "reports.build", "cron": "*/15 * * * *",
+                                      "tz": "Asia/Kolkata", "kwargs": {"region": "in"}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert c.post("/api/triggers", json={"name": "paid", "task": "orders.ship", "event": "order.*",
+                                         "filter": {"status": "paid"}, "debounce": "5s"}).status_code == 201  # fmt: skip
+    drain(app, until=T0 + timedelta(minutes=31))  # the slots at 09:15 and 09:30
+    assert runs == [("build", "in"), ("build", "in")]
+    jobs = app.jobs(task="reports.build")
+    assert sorted(j.run_at for j in jobs) == [T0 + timedelta(minutes=15), T0 + timedelta(minutes=30)]
+    assert {j.trigger_id for j in jobs} == {app.trigger("quarterly").id}
+    runs.clear()
+    app.emit("order.created", {"id": 1, "status": "paid"})
+    app.emit("order.created", {"id": 2, "status": "pending"})  # filtered out
+    app.emit("order.updated", {"id": 3, "status": "paid"})
+    assert app.scheduler_tick() == 0  # the window is still open
+    app.clock.advance("5s")  # type: ignore[attr-defined]
+    assert app.scheduler_tick() == 1
+    drain(app, advance=False)
+    assert runs == [("ship", [1, 3])]
+
+
+def test_add_trigger_refusals_store_nothing(timed: tuple[duly.App, Client]) -> None:
+    """A name taken is 409; bad input is 422 naming the field (through app.schedule's own
+    validation); nothing is stored or changed either way."""
+    app, c = timed
+    assert c.post("/api/triggers", json={"name": "nightly", "task": "a", "cron": "30 2 * * *"}).status_code == 201
+    before = c.get("/api/triggers").json()
+    dup = c.post("/api/triggers", json={"name": "nightly", "task": "b", "every": "1m"})
+    assert dup.status_code == 409 and dup.json()["field"] == "name" and "already exists" in dup.json()["error"]
+    bad: list[tuple[dict[str, Any], str, str]] = [
+        ({"cron": "61 * * * *"}, "cron", "invalid cron expression"),
+        ({"cron": "not a cron"}, "cron", "invalid cron expression"),
+        ({"cron": "0 9 * * *", "tz": "Nowhere/Land"}, "tz", "unknown time zone"),
+        ({"every": "ten minutes"}, "every", "invalid duration"),
+        ({"every": True}, "every", "invalid duration"),
+        ({"in": "-5m"}, "in", "invalid duration"),
+        ({"at": "2030-01-07T12:00:00"}, "at", "no UTC offset"),
+        ({"every": "1m", "start": "soon"}, "start", "ISO 8601"),
+        ({"event": "order.*", "debounce": "a while"}, "debounce", "invalid duration"),
+        ({"event": "order.*", "filter": ["paid"]}, "filter", "filter must be"),
+        ({"every": "1m", "expires_in": "later"}, "expires_in", "invalid duration"),
+        ({"every": "1m", "priority": "high"}, "priority", "priority must be an integer"),
+        ({"every": "1m", "catch_up": "sometimes"}, "catch_up", "catch_up must be one of"),
+        ({"every": "1m", "catch_up_limit": 0}, "catch_up_limit", "catch_up_limit must be"),
+        ({"every": "1m", "queue": ""}, "queue", "queue must be"),
+        ({"webhook": "yes"}, "webhook", "true or false"),
+        ({"every": "1m", "args": "x"}, "args", "JSON array"),
+        ({"every": "1m", "bogus": 1}, "bogus", "unknown field"),
+        ({"every": "1m", "task": ""}, "task", "task must be"),
+        ({}, "", "give exactly one of"),
+        ({"every": "1m", "cron": "@daily"}, "", "give exactly one of"),
+    ]  # fmt: skip
+    for fields, field, message in bad:
+        body = {"name": "other", "task": "t", **fields}
+        r = c.post("/api/triggers", json=body)
+        assert r.status_code == 422, (body, r.status_code, r.text)
+        assert message in r.json()["error"] and r.json().get("field", "") == field, (body, r.json())
+    missing = c.post("/api/triggers", json={"task": "t", "every": "1m"})
+    assert missing.status_code == 422 and missing.json()["field"] == "name"
+    assert c.post("/api/triggers", json=["nightly"]).status_code == 422
+    assert c.post("/api/triggers", content=b"{bad", headers={"content-type": "application/json"}).status_code == 400
+    assert c.get("/api/triggers").json() == before
+    assert _names(app) == ["nightly"] and app.trigger("nightly").spec.task == "a"
+
+
+def test_show_a_trigger_with_its_next_fire_times(timed: tuple[duly.App, Client]) -> None:
+    app, c = timed
+    name = "reports/eu nightly"  # a slash and a space: the route takes a path
+    c.post("/api/triggers", json={"name": name, "task": "reports.build", "cron": "30 2 * * 1-5", "tz": "Europe/Paris"})
+    url = f"/api/triggers/{quote(name)}"
+    r = c.get(url)
+    assert r.status_code == 200, r.text
+    shown = r.json()
+    assert shown["trigger"] == c.get("/api/triggers").json()["triggers"][0]
+    assert c.get(f"/api/triggers/{quote(name, safe='')}").json() == shown  # %2F for the slash too
+    assert shown["upcoming"] == [dt.isoformat() for dt in app.upcoming(name, 10)]
+    assert shown["upcoming"][:3] == ["2030-01-08T01:30:00+00:00", "2030-01-09T01:30:00+00:00",
+                                     "2030-01-10T01:30:00+00:00"]  # fmt: skip
+    assert shown["upcoming"][4] == "2030-01-14T01:30:00+00:00"  # weekdays only: the weekend is skipped
+    assert shown["state"]["status"] is None and shown["state"]["last_manual_job_id"] is None
+    job = c.post(f"{url}/run").json()["job"]
+    state = c.get(url).json()["state"]
+    assert (state["status"], state["last_manual_job_id"]) == ("queued", job["id"])
+    assert c.post(f"{url}/pause").status_code == 200
+    paused = c.get(url).json()
+    assert paused["trigger"]["paused"] is True and paused["upcoming"] == []
+    # a trigger whose name ends like a verb: GET and DELETE still reach it
+    c.post("/api/triggers", json={"name": "weekly/run", "task": "t", "every": "7d"})
+    assert c.get("/api/triggers/weekly/run").json()["trigger"]["name"] == "weekly/run"
+    assert c.get("/api/triggers/nope").status_code == 404
+
+
+def test_delete_a_trigger(timed: tuple[duly.App, Client]) -> None:
+    app, c = timed
+    c.post("/api/triggers", json={"name": "nightly", "task": "reports.build", "cron": "30 2 * * *"})
+    c.post("/api/triggers", json={"name": "hourly", "task": "reports.build", "cron": "@hourly"})
+    job = c.post("/api/triggers/nightly/run").json()["job"]
+    r = c.delete("/api/triggers/nightly")
+    assert r.status_code == 204 and r.content == b""
+    assert c.get("/api/triggers/nightly").status_code == 404
+    missing = c.delete("/api/triggers/nightly")
+    assert missing.status_code == 404 and "no trigger named 'nightly'" in missing.json()["error"]
+    assert _names(app) == ["hourly"]
+    assert app.get_job(job["id"]).state is duly.JobState.QUEUED  # its jobs stay
+
+
+def test_csrf_failures_on_adding_and_deleting_triggers(timed: tuple[duly.App, Client]) -> None:
+    """POST /api/triggers and DELETE /api/triggers/{name} refuse a request without the CSRF
+    token, with a wrong one, and from another origin, and change nothing."""
+    app, c = timed
+    app.schedule("reports.build", name="nightly", cron="30 2 * * *")
+    before = c.get("/api/triggers").json()
+    c.csrf()  # the client holds the cookie: only the token is missing or wrong
+    body = {"name": "other", "task": "t", "every": "1m"}
+    for send in (lambda **kw: c.post("/api/triggers", json=body, **kw),
+                 lambda **kw: c.delete("/api/triggers/nightly", **kw)):  # fmt: skip
+        for headers in ({}, {"X-CSRF-Token": "x" * 43}):
+            r = send(csrf=False, headers=headers)
+            assert r.status_code == 403 and "CSRF" in r.json()["error"], (headers, r.text)
+        cross = send(headers={"Origin": "https://evil.example"})
+        assert cross.status_code == 403 and "cross-origin" in cross.json()["error"]
+    assert c.get("/api/triggers").json() == before and _names(app) == ["nightly"]
+
+
+def test_adding_and_deleting_triggers_needs_authentication(secured: tuple[duly.App, Client]) -> None:
+    app, c = secured
+    app.schedule("reports.build", name="nightly", cron="30 2 * * *")
+    body = {"name": "other", "task": "t", "every": "1m"}
+    for r in (c.post("/api/triggers", json=body), c.get("/api/triggers/nightly"), c.delete("/api/triggers/nightly"),
+              c.post("/api/triggers", json=body, headers={"Authorization": "Bearer wrong"}),
+              c.delete("/api/triggers/nightly", headers={"Authorization": "Bearer wrong"})):  # fmt: skip
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), r.request.method
+    assert _names(app) == ["nightly"]
+    bearer = {"Authorization": f"Bearer {TOKEN}"}  # no ambient credentials: no CSRF token needed
+    assert c.post("/api/triggers", csrf=False, json=body, headers=bearer).status_code == 201
+    assert c.get("/api/triggers/other", headers=bearer).json()["trigger"]["spec"]["kind"] == "every"
+    assert c.delete("/api/triggers/nightly", csrf=False, headers=bearer).status_code == 204
+    assert _names(app) == ["other"]
+    # a logged-in browser (session cookie) needs the CSRF token as well
+    c.post("/login", csrf=False, data={"csrf_token": c.csrf(), "token": TOKEN, "next": "/"})
+    assert "duly_session" in c.http.cookies
+    assert c.post("/api/triggers", csrf=False, json={**body, "name": "third"}).status_code == 403
+    assert c.delete("/api/triggers/other", csrf=False).status_code == 403
+    assert _names(app) == ["other"]
+    assert c.post("/api/triggers", json={**body, "name": "third"}).status_code == 201
+    assert c.delete("/api/triggers/other").status_code == 204
+    assert _names(app) == ["third"]
