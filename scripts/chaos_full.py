@@ -354,8 +354,8 @@ def render(
 
 CHECK_10 = [
     "What the web tests cover (`tests/web`, on SQLite and PostgreSQL, over real HTTP): every",
-    "API endpoint and page; unauthenticated actions refused (401) when a token is set, and the",
-    "token checked in constant time; CSRF refused (403) without the token, with a wrong one, and",
+    "API endpoint and page; unauthenticated actions refused (401) when a token is set; CSRF",
+    "refused (403) without the token, with a wrong one, with a forged form token, and",
     "cross-origin; script in arguments, errors, logs, queue and task names escaped in the pages",
     "(and, in `tests/dashboard`, not run by a real Chromium); security headers and a Host check",
     "against DNS rebinding; refusal to bind a non-loopback address without a token; /metrics;",
