@@ -133,7 +133,7 @@ def run_check(n: int, backend: str, root: Path, pg_url: str | None) -> dict[str,
             version = machine("postgres", server.get_uri()).get("postgresql")
             return {**figures, "server": f"private pgserver, PostgreSQL {version}"}
         finally:
-            server.cleanup()
+            checks.stop_private_postgres(server)
     if n == 5:
         return with_place(
             lambda p: checks.sqlite_many_processes(p, enqueuers=6, workers=5, seconds=600.0 if ISSUE[0] else 60.0)

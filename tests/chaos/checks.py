@@ -495,6 +495,21 @@ def postgres_restarts(
             "recover_each_termination_s": [round(r, 2) for r in recoveries["pg_terminate_backend"]]}  # fmt: skip
 
 
+def stop_private_postgres(server: Any) -> None:
+    """Stop a pgserver that ``postgres_restarts`` restarted, then release it. pgserver's own
+    cleanup only stops the postmaster it started, which the first restart replaced: without
+    this, every run left a PostgreSQL running."""
+    import subprocess
+
+    from pgserver._commands import pg_ctl  # type: ignore[import-not-found]
+
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+    except subprocess.CalledProcessError:
+        pass  # not running
+    server.cleanup()
+
+
 # ---- 5. many processes on one SQLite file -------------------------------------------------
 
 

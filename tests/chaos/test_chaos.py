@@ -83,7 +83,7 @@ def private_postgres() -> Iterator[Any]:
     try:
         yield server
     finally:
-        server.cleanup()
+        checks.stop_private_postgres(server)
 
 
 def test_4_postgres_restarted_and_backends_terminated_under_load(
