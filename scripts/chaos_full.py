@@ -454,6 +454,7 @@ def main() -> int:
             )
     if not opts.no_write:
         Path(opts.out).write_text(render(results, seconds, meta) + "\n")
+        keep_schedulers_section(Path(opts.out))
         saved.write_text(
             json.dumps({"results": results, "seconds": seconds, "meta": meta}, indent=1, default=str)
             + "\n"
@@ -462,6 +463,20 @@ def main() -> int:
     if failed:
         print(f"FAILED: {failed}", file=sys.stderr)
     return 1 if failed else 0
+
+
+
+def keep_schedulers_section(page: Path) -> None:
+    """Put back the section scripts/schedulers_full.py writes (issue 3's several-scheduler run),
+    from its saved result: this page is rendered from scratch, which would drop it."""
+    saved = REPO / "docs" / "reliability-schedulers.json"
+    if not saved.exists():
+        return
+    sys.path.insert(0, str(REPO / "scripts"))
+    import schedulers_full
+
+    old = json.loads(saved.read_text())
+    schedulers_full.write_section(page, schedulers_full.render(old["results"], old["when"], old["seconds"]))
 
 
 if __name__ == "__main__":

@@ -207,8 +207,10 @@ def _hold_key_then_roll_back(
             held_info.put((job.id, pid))
             if not release.wait(START_TIMEOUT):
                 raise RuntimeError("A was never told to roll back")
+            # stamped before: B may be woken, and stamp its return, before A's rollback() returns
+            rolling_back_at = time.monotonic()
             conn.rollback()
-            return {"job_id": job.id, "rolled_back_at": time.monotonic()}
+            return {"job_id": job.id, "rolling_back_at": rolling_back_at}
         finally:
             conn.close()
     finally:
@@ -434,7 +436,7 @@ def test_key_held_by_a_transaction_that_rolls_back_goes_to_the_waiting_enqueuer(
         held_info.join_thread()
 
     assert a["job_id"] == a_job_id
-    assert b["returned_at"] >= a["rolled_back_at"], "B returned before A's transaction ended"
+    assert b["returned_at"] >= a["rolling_back_at"], "B returned before A ended its transaction"
     assert b["created"] is True
     holders = [job for job in app.jobs(limit=100) if job.key == key]
     assert [(job.id, job.args) for job in holders] == [(b["job_id"], ["B"])]
