@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import timedelta
 
 import pytest
@@ -27,7 +28,7 @@ def bulk_finished(backend: Backend, n: int) -> None:
     table = backend.prefix + "jobs"
     if backend.name == "sqlite":
         path = backend.url.removeprefix("sqlite:///")
-        with sqlite3.connect(path, isolation_level=None) as conn:
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # (its own `with` does not close)
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 f"""WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < ?)
