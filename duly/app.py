@@ -382,7 +382,7 @@ class App(ScheduleVerbs, AdminVerbs):
     def stats(self, exact: bool = False) -> list[QueueStats]:
         """Jobs per queue and state. Waiting and running jobs are counted exactly (from the
         indexes of live jobs); finished ones exactly up to a limit per queue and state
-        (``duly.core.defaults.COUNT_EXACT_FINAL``), estimated above it and named in
+        (``duly.core.defaults.STATS_EXACT_FINAL``, a million), estimated above it and named in
         ``QueueStats.estimated``, so a call stays fast with millions of finished jobs.
         ``exact=True`` counts every row (a scan of an index of the whole table)."""
         if exact:
@@ -390,7 +390,7 @@ class App(ScheduleVerbs, AdminVerbs):
         lapsed = self.store.lease_expired()
         return [
             QueueStats(c.queue, c.counts, lapsed.get(c.queue, 0), c.estimated)
-            for c in self.store.queue_counts()
+            for c in self.store.queue_counts(defaults.STATS_EXACT_FINAL)
             if c.total or c.queue in lapsed
         ]
 

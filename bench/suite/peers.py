@@ -168,7 +168,7 @@ class Duly(Peer):
         return {"DULY_DATABASE_URL": self.url()}
 
     def verify(self, n: int) -> str | None:
-        done = sum(s["succeeded"] for s in self.app.stats()) - getattr(self, "history", 0)
+        done = sum(s["succeeded"] for s in self.app.stats(exact=True)) - getattr(self, "history", 0)
         return None if done == n else f"{done} of {n} jobs recorded as succeeded"
 
 

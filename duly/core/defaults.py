@@ -33,3 +33,7 @@ WORKER_FORGET_AFTER_SECONDS = 86400.0
 #: first entries of the index). See docs/dashboard.md.
 COUNT_EXACT_LIVE = 100_000
 COUNT_EXACT_FINAL = 10_000
+#: ``App.stats()`` counts finished jobs exactly up to this many per queue and state (a capped
+#: index range: about 0.1 s at the cap), and estimates above it; the dashboard keeps to
+#: ``COUNT_EXACT_FINAL`` since it asks every few seconds.
+STATS_EXACT_FINAL = 1_000_000

@@ -91,9 +91,10 @@ class AdminStore(Protocol):
     def queue_names(self) -> list[str]:
         """Every queue that has jobs or settings, sorted (one index probe per queue)."""
 
-    def queue_counts(self) -> list[QueueCounts]:
-        """Jobs per queue and state; exact up to the store's limit, estimated above it
-        where the backend can estimate (the state is then listed in ``estimated``)."""
+    def queue_counts(self, final_cap: int | None = None) -> list[QueueCounts]:
+        """Jobs per queue and state; exact up to the store's limit (finished states: up to
+        ``final_cap``, default ``COUNT_EXACT_FINAL``), estimated above it where the backend
+        can estimate (the state is then listed in ``estimated``)."""
 
     def oldest_due(self) -> dict[str, datetime]:
         """Per queue, the run time of the job that has waited longest while due."""

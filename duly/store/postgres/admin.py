@@ -118,7 +118,7 @@ class PostgresAdmin:
     def _queue_names(self, conn: psycopg.Connection[Any]) -> list[str]:
         return sorted(r[0] for r in fetch(conn, self._aq["queue_names"], {}))
 
-    def queue_counts(self) -> list[QueueCounts]:
+    def queue_counts(self, final_cap: int | None = None) -> list[QueueCounts]:
         now = self._now_param()
         out = []
         with self._connection() as conn, conn.transaction():
@@ -133,7 +133,7 @@ class PostgresAdmin:
                 for state in FINAL:
                     # Finished jobs are the big part of a big table: ask the planner first,
                     # count exactly only what it expects to be small (at most the cap).
-                    cap = defaults.COUNT_EXACT_FINAL
+                    cap = defaults.COUNT_EXACT_FINAL if final_cap is None else final_cap
                     guess = self._estimate(conn, "estimate_state", queue, state, now)
                     n = guess
                     if guess <= cap:

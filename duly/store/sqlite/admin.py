@@ -127,7 +127,7 @@ class SQLiteAdmin:
     def queue_names(self) -> list[str]:
         return sorted(r[0] for r in self._read(self._aq["queue_names"]))
 
-    def queue_counts(self) -> list[QueueCounts]:
+    def queue_counts(self, final_cap: int | None = None) -> list[QueueCounts]:
         now = self._now()
         paused = {p.name for p in self.paused_queues()}
         out = []
@@ -136,7 +136,7 @@ class SQLiteAdmin:
             estimated: set[JobState] = set()
             for stored in _STORED_STATES:
                 if stored in _FINAL:
-                    n, exact = self._count_final(queue, stored)
+                    n, exact = self._count_final(queue, stored, final_cap)
                     counts[JobState(stored)] = n
                     if not exact:
                         estimated.add(JobState(stored))
@@ -150,12 +150,12 @@ class SQLiteAdmin:
             out.append(QueueCounts(queue, counts, frozenset(estimated), queue in paused))
         return out
 
-    def _count_final(self, queue: str, state: str) -> tuple[int, bool]:
+    def _count_final(self, queue: str, state: str, final_cap: int | None = None) -> tuple[int, bool]:
         """Finished jobs of one queue in one state: exact up to ``COUNT_EXACT_FINAL``; above
         it, the first that many index entries give the run_at span they cover, and the count
         is extrapolated over the whole span (finished jobs accrue steadily). Returns (count,
         exact)."""
-        cap = defaults.COUNT_EXACT_FINAL
+        cap = defaults.COUNT_EXACT_FINAL if final_cap is None else final_cap
         n, first, upto = self._read(self._aq["sample_queue_state"], (queue, state, cap))[0]
         if n < cap:
             return int(n), True
