@@ -28,6 +28,7 @@ from duly.core.model import Job, JobFilter
 from duly.core.states import JobState
 from duly.store import _sql
 from duly.store import admin as _admin
+from duly.store.sqlite._conn import qmark
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN, _MAX = -(2**63), 2**63 - 1
@@ -65,8 +66,6 @@ class SQLiteAdmin:
     def _aq(self) -> dict[str, str]:
         if self._admin_queries is None:
             raw = _sql.load_queries("duly.store.sqlite", "admin.sql")
-            from duly.store.sqlite.store import qmark
-
             self._admin_queries = {k: qmark(v.format(**self._names)) for k, v in raw.items()}
         return self._admin_queries
 

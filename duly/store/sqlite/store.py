@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from duly._faults import crash_point
 from duly.core.clock import Clock
@@ -36,59 +31,59 @@ from duly.core.errors import (
 from duly.core.model import (
     Attempt,
     ClaimParams,
-    EnqueueParams,
-    EnqueueResult,
     Finish,
     Held,
     HeartbeatResult,
     Job,
     JobFilter,
-    KeyMode,
     QueueStats,
 )
-from duly.core.payload import load_args, load_kwargs
 from duly.core.states import JobState, Outcome
 from duly.core.transitions import plan_finish
 from duly.store import _sql
+from duly.store.sqlite._conn import (
+    BUSY_RETRIES,
+    MIN_SQLITE,
+    NETWORK_FS,
+    Cursor,
+    Query,
+    SQLiteConnection,
+    _filesystem_type,
+    _Shared,
+    parse_sqlite_url,
+    qmark,
+    quote_ident,
+)
+from duly.store.sqlite._produce import SQLiteProducer
+from duly.store.sqlite._rows import (
+    CLAIM_COLUMNS,
+    EPOCH,
+    JOB_COLUMNS,
+    SQLiteRows,
+    _delay,
+    _dt,
+    _us,
+    to_attempt,
+)
 from duly.store.sqlite.admin import SQLiteAdmin
 from duly.store.sqlite.triggers import TRIGGER_COLUMNS, SQLiteTriggers
 from duly.store.sqlite.wake import Doorbell
 
-JOB_COLUMNS = (
-    "id, task, queue, args, kwargs, priority, state, run_at, expires_at, key, attempt, errors, "
-    "max_attempts, lease_seconds, worker_id, lease_expires_at, started_at, cancel_requested, "
-    "progress_done, progress_total, result, last_error, created_at, updated_at, finished_at, "
-    "trigger_id"
-)
-#: A claim returns only what it does not know already (state, worker, start, lease and update
-#: times are the claim's own): 17 columns instead of 26 cost 1 µs less per job.
-CLAIM_COLUMNS = (
-    "id, task, queue, args, kwargs, priority, run_at, expires_at, key, attempt, errors, "
-    "max_attempts, lease_seconds, result, last_error, created_at, trigger_id"
-)
-MIN_SQLITE = (3, 35, 0)  # RETURNING
-NETWORK_FS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "afs", "fuse.sshfs", "9p", "glusterfs", "ceph"}
-BUSY_RETRIES = 20
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-
-
-def _us(dt: datetime) -> int:
-    """Exact microseconds since the epoch (how SQLite stores every time)."""
-    return (dt - EPOCH) // _US
-
-
-def _ts(dt: datetime | None) -> int | None:
-    return None if dt is None else _us(dt)
-
-
-def _dt(us: int | None) -> datetime | None:
-    return None if us is None else EPOCH + timedelta(microseconds=us)
-
-
-_STATES = {s.value: s for s in JobState}
+#: Names this module has always offered; they now live in ``_conn`` and ``_rows``.
+__all__ = [
+    "BUSY_RETRIES",
+    "CLAIM_COLUMNS",
+    "EPOCH",
+    "JOB_COLUMNS",
+    "MIN_SQLITE",
+    "NETWORK_FS",
+    "Cursor",
+    "Query",
+    "SQLiteStore",
+    "parse_sqlite_url",
+    "qmark",
+    "quote_ident",
+]
 
 
 def _plain_success(item: Finish) -> bool:
@@ -96,145 +91,8 @@ def _plain_success(item: Finish) -> bool:
     return item.outcome is Outcome.SUCCEEDED and (item.result_json is None or item.result_json.isascii())
 
 
-def _delay(seconds: float) -> int:
-    return int(round(seconds * 1_000_000))
-
-
-_NUMBERED = re.compile(r"\?(\d+)")
-
-
-class Query(str):
-    """A statement with plain ``?`` placeholders; ``order`` maps them to the positions of the
-    parameters it was written with (``?1``, ``?2``...: sqlite3 deprecates passing a sequence
-    to numbered placeholders since Python 3.12)."""
-
-    order: tuple[int, ...] | None = None
-
-
-def qmark(text: str) -> Query:
-    text = re.sub(r"--[^\n]*", "", text)  # comments may mention ?1 (no string literal holds --)
-    numbers = [int(n) - 1 for n in _NUMBERED.findall(text)]
-    q = Query(_NUMBERED.sub("?", text))
-    q.order = tuple(numbers) if numbers else None
-    return q
-
-
-def _bind(query: Any, params: Any) -> Any:
-    order = getattr(query, "order", None)
-    return params if order is None else tuple(params[i] for i in order)
-
-
-class Cursor:
-    """A sqlite3 cursor that binds ``Query`` parameters in their placeholders' order."""
-
-    __slots__ = ("_cur",)
-
-    def __init__(self, cur: sqlite3.Cursor) -> None:
-        self._cur = cur
-
-    def execute(self, query: str, params: Any = ()) -> sqlite3.Cursor:
-        return self._cur.execute(query, _bind(query, params))
-
-    def executemany(self, query: str, rows: Any) -> sqlite3.Cursor:
-        order = getattr(query, "order", None)
-        if order is not None:
-            rows = [tuple(r[i] for i in order) for r in rows]
-        return self._cur.executemany(query, rows)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cur, name)
-
-
-def quote_ident(name: str) -> str:
-    """A double-quoted SQLite identifier (names are also checked by ``check_prefix``)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "sqlite":
-        raise ConfigurationError(f"not a SQLite URL: {url!r}")
-    path = (parts.netloc + parts.path) if parts.netloc else parts.path
-    if path.startswith("/") and not parts.netloc:
-        path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
-    if not path:
-        raise ConfigurationError(f"SQLite URL {url!r} names no file; write sqlite:///path/to/file.db")
-    opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(opts) - {"synchronous", "busy_timeout"}
-    if unknown:
-        raise ConfigurationError(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}")
-    return path, opts
-
-
-def _filesystem_type(path: str) -> str | None:
-    try:
-        with open("/proc/mounts", encoding="utf-8") as f:
-            mounts = [line.split()[:3] for line in f]
-    except OSError:
-        return None
-    real = os.path.realpath(path)
-    best, fstype = "", None
-    for _dev, mnt, typ in mounts:
-        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-            best, fstype = mnt, typ
-    return fstype
-
-
-class _Shared:
-    """The process-wide connection to one database file (one per file per process)."""
-
-    _registry: dict[tuple[int, str], _Shared] = {}
-    _registry_lock = threading.Lock()
-
-    def __init__(self, path: str, opts: dict[str, str]) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        self.users = 0
-        try:
-            self.conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=10.0
-            )
-        except sqlite3.Error as exc:
-            raise DatabaseUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
-        sync = opts.get("synchronous", "normal").upper()
-        if sync not in ("NORMAL", "FULL", "EXTRA"):
-            self.conn.close()
-            raise ConfigurationError(f"synchronous must be normal, full or extra, got {sync.lower()!r}")
-        busy = int(opts.get("busy_timeout", "10000"))
-        c = self.conn
-        try:
-            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            c.close()
-            raise DatabaseUnavailable(f"{path!r} is not a usable SQLite database: {exc}") from exc
-        if mode.lower() != "wal" and path != ":memory:":
-            c.close()
-            raise ConfigurationError(f"could not switch {path!r} to WAL mode (got {mode})")
-        c.execute(f"PRAGMA synchronous={sync}")
-        c.execute(f"PRAGMA busy_timeout={busy}")
-
-    @classmethod
-    def get(cls, path: str, opts: dict[str, str]) -> _Shared:
-        key = (os.getpid(), path if path == ":memory:" else os.path.abspath(path))
-        with cls._registry_lock:
-            shared = cls._registry.get(key)
-            if shared is None:
-                shared = cls(path, opts)
-                cls._registry[key] = shared
-            shared.users += 1
-            return shared
-
-    def release(self) -> None:
-        with self._registry_lock:
-            self.users -= 1
-            if self.users == 0:
-                key = next((k for k, v in self._registry.items() if v is self), None)
-                if key:
-                    del self._registry[key]
-                self.conn.close()
-
-
-class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
+# The plumbing (producer, connection, rows) comes before the mixins that declare it as stubs.
+class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, SQLiteAdmin):
     backend = "sqlite"
 
     def __init__(self, url: str, clock: Clock, prefix: str = "duly_", auto_migrate: bool = True) -> None:
@@ -276,94 +134,11 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        return self._shared.conn
-
     def _now(self) -> int:
         return _us(self.clock.now())
 
     def now(self) -> datetime:
         return self.clock.now()
-
-    @contextmanager
-    def _write(self) -> Iterator[Cursor]:
-        """A short ``BEGIN IMMEDIATE`` transaction, retried a bounded number of times on BUSY."""
-        with self._shared.lock:
-            cur: Cursor = Cursor(self._conn.cursor())
-            for attempt in range(BUSY_RETRIES):
-                try:
-                    cur.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise
-                    if attempt == BUSY_RETRIES - 1:
-                        raise
-                    time.sleep(min(0.01 * 2**attempt, 0.5))
-            try:
-                yield cur
-            except BaseException:
-                self._conn.rollback()
-                raise
-            else:
-                self._commit()
-
-    def _commit(self) -> None:
-        for attempt in range(BUSY_RETRIES):
-            try:
-                self._conn.commit()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == BUSY_RETRIES - 1:
-                    self._conn.rollback()
-                    raise
-                time.sleep(min(0.01 * 2**attempt, 0.5))
-
-    def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._shared.lock:
-            return self._conn.execute(query, _bind(query, params)).fetchall()
-
-    def _job(self, row: Sequence[Any], now: int, times: dict[int, datetime] | None = None) -> Job:
-        """A Job from a ``{cols}`` row. ``times``: a memo of decoded timestamps, shared by the
-        rows of one batch (a claim's rows share their start, lease and enqueue times)."""
-        state = row[6]
-        run_at = row[7]
-        if state == "queued" and run_at > now:
-            state = "scheduled"
-        if times is None:
-            times = {}
-        dt = times.get
-        created, updated, started, lease = row[22], row[23], row[16], row[15]
-        result = row[20]
-        return Job(
-            row[0],
-            row[1],
-            row[2],
-            load_args(row[3]),
-            load_kwargs(row[4]),
-            row[5],
-            _STATES[state],
-            dt(run_at) or times.setdefault(run_at, EPOCH + timedelta(microseconds=run_at)),
-            _dt(row[8]),
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            None if lease is None else dt(lease) or times.setdefault(lease, EPOCH + timedelta(microseconds=lease)),
-            None if started is None else dt(started) or times.setdefault(started, EPOCH + timedelta(microseconds=started)),
-            bool(row[17]),
-            row[18],
-            row[19],
-            None if result is None else json.loads(result),
-            row[21],
-            dt(created) or times.setdefault(created, EPOCH + timedelta(microseconds=created)),
-            dt(updated) or times.setdefault(updated, EPOCH + timedelta(microseconds=updated)),
-            _dt(row[24]),
-            row[25],
-        )
 
     # -- schema --------------------------------------------------------------------------
 
@@ -390,67 +165,6 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 
     def schema_version(self) -> int:
         return int(self._read(self._q["schema_version"])[0][0])
-
-    # -- producing -----------------------------------------------------------------------
-
-    def _row_params(self, p: EnqueueParams, now: int) -> tuple[Any, ...]:
-        run_at = _ts(p.run_at) if p.run_at is not None else now + _delay(p.delay or 0.0)
-        expires = now + _delay(p.expires_in) if p.expires_in is not None else _ts(p.expires_at)
-        return (
-            p.task, p.queue, p.args_json, p.kwargs_json, p.priority, run_at,
-            expires, p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
-        )  # fmt: skip
-
-    def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
-        params = self._row_params(p, now)
-        row = cur.execute(self._q["insert"], params).fetchone()
-        if row is not None:
-            return EnqueueResult(self._job(row, now), True)
-        holder = cur.execute(self._q["live_by_key"], (p.key,)).fetchone()
-        if holder is None:  # cannot happen under the write lock; keep the error explicit
-            raise RuntimeError(f"key {p.key!r} conflicted but no live job holds it")
-        if p.key_mode is KeyMode.IGNORE:
-            return EnqueueResult(self._job(holder, now), False)
-        if p.key_mode is KeyMode.NEW:
-            raise DuplicateKey(p.key or "", holder[0])
-        row = cur.execute(self._q["replace"], params[:7] + params[8:11] + (now, holder[0])).fetchone()
-        if row is None:
-            raise InvalidTransition(
-                f"job {holder[0]} holding key {p.key!r} is running and cannot be replaced; "
-                "wait for it to finish or cancel it"
-            )
-        return EnqueueResult(self._job(row, now), True)
-
-    def enqueue(self, params: EnqueueParams, conn: Any = None) -> EnqueueResult:
-        now = self._now()
-        if conn is not None:
-            result = self._enqueue_on(Cursor(_caller_connection(conn).cursor()), params, now)
-            self.doorbell.ring()  # the caller commits later; pollers also notice
-            return result
-        with self._write() as cur:
-            result = self._enqueue_on(cur, params, now)
-        if result.created:
-            self.doorbell.ring()
-        return result
-
-    def enqueue_many(self, params: Sequence[EnqueueParams], conn: Any = None) -> list[int]:
-        now = self._now()
-
-        def run(cur: Any) -> list[int]:
-            if not any(p.key for p in params):
-                cur.executemany(self._q["insert_plain"], [self._row_params(p, now) for p in params])
-                # One statement under the write lock, AUTOINCREMENT ids: consecutive.
-                last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
-                return list(range(last - len(params) + 1, last + 1))
-            return [self._enqueue_on(cur, p, now).job.id for p in params]
-
-        if conn is not None:
-            ids = run(Cursor(_caller_connection(conn).cursor()))
-        else:
-            with self._write() as cur:
-                ids = run(cur)
-        self.doorbell.ring()
-        return ids
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -480,43 +194,6 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         times: dict[int, datetime] = {}
         started = EPOCH + timedelta(microseconds=now)
         return [self._claimed(r, params.worker_id, now, started, times) for r in rows]
-
-    @staticmethod
-    def _claimed(
-        row: Sequence[Any], worker_id: str, now: int, started: datetime, times: dict[int, datetime]
-    ) -> Job:
-        """A Job from a ``{claim_cols}`` row of a claim made at ``now`` by ``worker_id``."""
-        run_at, created, lease_seconds, result = row[6], row[15], row[12], row[13]
-        lease = now + int(lease_seconds * 1_000_000)  # as the claim computed it
-        dt = times.get
-        return Job(
-            row[0],
-            row[1],
-            row[2],
-            load_args(row[3]),
-            load_kwargs(row[4]),
-            row[5],
-            JobState.RUNNING,
-            dt(run_at) or times.setdefault(run_at, EPOCH + timedelta(microseconds=run_at)),
-            _dt(row[7]),
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            lease_seconds,
-            worker_id,
-            dt(lease) or times.setdefault(lease, EPOCH + timedelta(microseconds=lease)),
-            started,
-            False,
-            None,
-            None,
-            None if result is None else json.loads(result),
-            row[14],
-            dt(created) or times.setdefault(created, EPOCH + timedelta(microseconds=created)),
-            started,
-            None,
-            row[16],
-        )
 
     def heartbeat(self, worker_id: str, held: Sequence[Held]) -> HeartbeatResult:
         now = self._now()
@@ -733,14 +410,7 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
         return [self._job(r, now) for r in self._read(sql, params)]
 
     def attempts(self, job_id: int) -> list[Attempt]:
-        out = [
-            Attempt(
-                job_id=r[0], attempt=r[1], worker_id=r[2], started_at=_dt(r[3]),
-                finished_at=_dt(r[4]), outcome=Outcome(r[5]), error_type=r[6],
-                error_message=r[7], traceback=r[8], log=r[9],
-            )  # fmt: skip
-            for r in self._read(self._q["attempts"], (job_id,))
-        ]
+        out = [to_attempt(r) for r in self._read(self._q["attempts"], (job_id,))]
         job = self.get_job(job_id)
         if job is not None and job.state is JobState.RUNNING:
             out.append(Attempt(job.id, job.attempt, job.worker_id, job.started_at, None, Outcome.RUNNING))
@@ -788,17 +458,3 @@ class SQLiteStore(SQLiteTriggers, SQLiteAdmin):
 def _split_statements(text: str) -> list[str]:
     lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-def _caller_connection(conn: Any) -> sqlite3.Connection:
-    """The sqlite3 connection behind a caller's sqlite3 / SQLAlchemy connection or session."""
-    if isinstance(conn, sqlite3.Connection):
-        return conn
-    from duly.store._caller import dbapi_connection
-
-    raw = dbapi_connection(conn)
-    if not isinstance(raw, sqlite3.Connection):
-        raise ConfigurationError(
-            f"conn= must be a sqlite3 connection (or a SQLAlchemy one on SQLite), got {type(conn).__name__}"
-        )
-    return raw

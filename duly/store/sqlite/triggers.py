@@ -10,6 +10,8 @@ from duly._faults import crash_point
 from duly.core.errors import DuplicateTrigger
 from duly.core.model import EnqueueParams
 from duly.core.triggers import CatchUp, Fire, Trigger, TriggerKind, TriggerSpec, TriggerState
+from duly.store.sqlite._conn import Cursor, _caller_connection
+from duly.store.sqlite._rows import _dt, _ts
 
 TRIGGER_COLUMNS = (
     "id, name, kind, spec, timezone, task, args, kwargs, options, catch_up, catch_up_limit, "
@@ -37,8 +39,6 @@ class SQLiteTriggers:
         raise NotImplementedError
 
     def _trigger(self, row: Any) -> Trigger:
-        from duly.store.sqlite.store import _dt
-
         opts = json.loads(row[8])
         spec = TriggerSpec(
             name=row[1], kind=TriggerKind(row[2]), task=row[5], spec=row[3], timezone=row[4],
@@ -57,8 +57,6 @@ class SQLiteTriggers:
         )  # fmt: skip
 
     def _trigger_params(self, t: TriggerSpec, declared: bool, next_fire_at: datetime | None, now: int) -> tuple[Any, ...]:
-        from duly.store.sqlite.store import _ts
-
         return (
             t.name, t.kind.value, t.spec, t.timezone, t.task, json.dumps(t.args), json.dumps(t.kwargs),
             json.dumps(t.options()), t.catch_up.value, t.catch_up_limit, _ts(t.start_at), _ts(t.end_at),
@@ -77,8 +75,6 @@ class SQLiteTriggers:
         now = self._now()
         params = self._trigger_params(t, declared, next_fire_at, now)
         if conn is not None:
-            from duly.store.sqlite.store import Cursor, _caller_connection
-
             return self._add_trigger_on(Cursor(_caller_connection(conn).cursor()), t, declared, params)
         with self._write() as cur:
             return self._add_trigger_on(cur, t, declared, params)
@@ -112,8 +108,6 @@ class SQLiteTriggers:
         return deleted
 
     def pause_trigger(self, name: str, paused: bool, next_fire_at: datetime | None) -> Trigger | None:
-        from duly.store.sqlite.store import _ts
-
         with self._write() as cur:
             row = cur.execute(self._q["trigger_pause"], (name, 1 if paused else 0, _ts(next_fire_at), self._now())).fetchone()
         return self._trigger(row) if row else None
@@ -122,15 +116,11 @@ class SQLiteTriggers:
         return [self._trigger(r) for r in self._read(self._q["trigger_due"], (self._now(), limit))]
 
     def next_fire_at(self) -> datetime | None:
-        from duly.store.sqlite.store import _dt
-
         rows = self._read(self._q["trigger_next_fire"])
         return _dt(rows[0][0]) if rows else None
 
     def fire(self, f: Fire) -> list[int] | None:
         """Record a firing atomically; None when another scheduler recorded it first."""
-        from duly.store.sqlite.store import _ts
-
         now = self._now()
         ids: list[int] = []
         with self._write() as cur:
@@ -162,20 +152,14 @@ class SQLiteTriggers:
 
     def append_event(self, trigger_id: int, event: Any, window_end: datetime, conn: Any = None) -> None:
         """Add an event to a debounce window, opening the window if none is open."""
-        from duly.store.sqlite.store import _caller_connection, _ts
-
         params = (trigger_id, json.dumps(event), _ts(window_end), self._now())
         if conn is not None:
-            from duly.store.sqlite.store import Cursor
-
             Cursor(_caller_connection(conn).cursor()).execute(self._q["window_append"], params)
             return
         with self._write() as cur:
             cur.execute(self._q["window_append"], params)
 
     def trigger_state(self, trigger: Trigger) -> TriggerState:
-        from duly.store.sqlite.store import _dt
-
         rows = self._read(self._q["trigger_jobs"], (trigger.id,))
         last = rows[0] if rows else None
         ok = next((r for r in rows if r[1] == "succeeded"), None)

@@ -1,0 +1,217 @@
+"""Connecting to SQLite: URLs, the shared per-file connection, ``BEGIN IMMEDIATE`` with its
+bounded busy retry, statements with numbered placeholders, and callers' connections."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from duly.core.errors import ConfigurationError, DatabaseUnavailable
+
+MIN_SQLITE = (3, 35, 0)  # RETURNING
+NETWORK_FS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "afs", "fuse.sshfs", "9p", "glusterfs", "ceph"}
+BUSY_RETRIES = 20
+
+
+_NUMBERED = re.compile(r"\?(\d+)")
+
+
+class Query(str):
+    """A statement with plain ``?`` placeholders; ``order`` maps them to the positions of the
+    parameters it was written with (``?1``, ``?2``...: sqlite3 deprecates passing a sequence
+    to numbered placeholders since Python 3.12)."""
+
+    order: tuple[int, ...] | None = None
+
+
+def qmark(text: str) -> Query:
+    text = re.sub(r"--[^\n]*", "", text)  # comments may mention ?1 (no string literal holds --)
+    numbers = [int(n) - 1 for n in _NUMBERED.findall(text)]
+    q = Query(_NUMBERED.sub("?", text))
+    q.order = tuple(numbers) if numbers else None
+    return q
+
+
+def _bind(query: Any, params: Any) -> Any:
+    order = getattr(query, "order", None)
+    return params if order is None else tuple(params[i] for i in order)
+
+
+class Cursor:
+    """A sqlite3 cursor that binds ``Query`` parameters in their placeholders' order."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+
+    def execute(self, query: str, params: Any = ()) -> sqlite3.Cursor:
+        return self._cur.execute(query, _bind(query, params))
+
+    def executemany(self, query: str, rows: Any) -> sqlite3.Cursor:
+        order = getattr(query, "order", None)
+        if order is not None:
+            rows = [tuple(r[i] for i in order) for r in rows]
+        return self._cur.executemany(query, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted SQLite identifier (names are also checked by ``check_prefix``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite":
+        raise ConfigurationError(f"not a SQLite URL: {url!r}")
+    path = (parts.netloc + parts.path) if parts.netloc else parts.path
+    if path.startswith("/") and not parts.netloc:
+        path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
+    if not path:
+        raise ConfigurationError(f"SQLite URL {url!r} names no file; write sqlite:///path/to/file.db")
+    opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(opts) - {"synchronous", "busy_timeout"}
+    if unknown:
+        raise ConfigurationError(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}")
+    return path, opts
+
+
+def _filesystem_type(path: str) -> str | None:
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            mounts = [line.split()[:3] for line in f]
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    best, fstype = "", None
+    for _dev, mnt, typ in mounts:
+        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+            best, fstype = mnt, typ
+    return fstype
+
+
+class _Shared:
+    """The process-wide connection to one database file (one per file per process)."""
+
+    _registry: dict[tuple[int, str], _Shared] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: str, opts: dict[str, str]) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.users = 0
+        try:
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
+        sync = opts.get("synchronous", "normal").upper()
+        if sync not in ("NORMAL", "FULL", "EXTRA"):
+            self.conn.close()
+            raise ConfigurationError(f"synchronous must be normal, full or extra, got {sync.lower()!r}")
+        busy = int(opts.get("busy_timeout", "10000"))
+        c = self.conn
+        try:
+            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            c.close()
+            raise DatabaseUnavailable(f"{path!r} is not a usable SQLite database: {exc}") from exc
+        if mode.lower() != "wal" and path != ":memory:":
+            c.close()
+            raise ConfigurationError(f"could not switch {path!r} to WAL mode (got {mode})")
+        c.execute(f"PRAGMA synchronous={sync}")
+        c.execute(f"PRAGMA busy_timeout={busy}")
+
+    @classmethod
+    def get(cls, path: str, opts: dict[str, str]) -> _Shared:
+        key = (os.getpid(), path if path == ":memory:" else os.path.abspath(path))
+        with cls._registry_lock:
+            shared = cls._registry.get(key)
+            if shared is None:
+                shared = cls(path, opts)
+                cls._registry[key] = shared
+            shared.users += 1
+            return shared
+
+    def release(self) -> None:
+        with self._registry_lock:
+            self.users -= 1
+            if self.users == 0:
+                key = next((k for k, v in self._registry.items() if v is self), None)
+                if key:
+                    del self._registry[key]
+                self.conn.close()
+
+
+class SQLiteConnection:
+    """Mixed into ``SQLiteStore``: its transactions on the shared connection (``_shared``,
+    set by the store's constructor)."""
+
+    _shared: _Shared
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self._shared.conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        """A short ``BEGIN IMMEDIATE`` transaction, retried a bounded number of times on BUSY."""
+        with self._shared.lock:
+            cur: Cursor = Cursor(self._conn.cursor())
+            for attempt in range(BUSY_RETRIES):
+                try:
+                    cur.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    if attempt == BUSY_RETRIES - 1:
+                        raise
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
+            try:
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._commit()
+
+    def _commit(self) -> None:
+        for attempt in range(BUSY_RETRIES):
+            try:
+                self._conn.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == BUSY_RETRIES - 1:
+                    self._conn.rollback()
+                    raise
+                time.sleep(min(0.01 * 2**attempt, 0.5))
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._shared.lock:
+            return self._conn.execute(query, _bind(query, params)).fetchall()
+
+
+def _caller_connection(conn: Any) -> sqlite3.Connection:
+    """The sqlite3 connection behind a caller's sqlite3 / SQLAlchemy connection or session."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn
+    from duly.store._caller import dbapi_connection
+
+    raw = dbapi_connection(conn)
+    if not isinstance(raw, sqlite3.Connection):
+        raise ConfigurationError(
+            f"conn= must be a sqlite3 connection (or a SQLAlchemy one on SQLite), got {type(conn).__name__}"
+        )
+    return raw

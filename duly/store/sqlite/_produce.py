@@ -1,0 +1,80 @@
+"""Enqueueing on SQLite: one job under its key mode, and many at once (one executemany
+when keyless), in the store's write transaction or on the caller's connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from duly.core.errors import DuplicateKey, InvalidTransition
+from duly.core.model import EnqueueParams, EnqueueResult, KeyMode
+from duly.store.sqlite._conn import Cursor, SQLiteConnection, _caller_connection
+from duly.store.sqlite._rows import SQLiteRows, _delay, _ts
+from duly.store.sqlite.wake import Doorbell
+
+
+class SQLiteProducer(SQLiteConnection, SQLiteRows):
+    """Mixed into ``SQLiteStore`` (which provides the attributes declared here)."""
+
+    _q: dict[str, str]
+    _now: Callable[[], int]
+    doorbell: Doorbell
+
+    def _row_params(self, p: EnqueueParams, now: int) -> tuple[Any, ...]:
+        run_at = _ts(p.run_at) if p.run_at is not None else now + _delay(p.delay or 0.0)
+        expires = now + _delay(p.expires_in) if p.expires_in is not None else _ts(p.expires_at)
+        return (
+            p.task, p.queue, p.args_json, p.kwargs_json, p.priority, run_at,
+            expires, p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
+        )  # fmt: skip
+
+    def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
+        params = self._row_params(p, now)
+        row = cur.execute(self._q["insert"], params).fetchone()
+        if row is not None:
+            return EnqueueResult(self._job(row, now), True)
+        holder = cur.execute(self._q["live_by_key"], (p.key,)).fetchone()
+        if holder is None:  # cannot happen under the write lock; keep the error explicit
+            raise RuntimeError(f"key {p.key!r} conflicted but no live job holds it")
+        if p.key_mode is KeyMode.IGNORE:
+            return EnqueueResult(self._job(holder, now), False)
+        if p.key_mode is KeyMode.NEW:
+            raise DuplicateKey(p.key or "", holder[0])
+        row = cur.execute(self._q["replace"], params[:7] + params[8:11] + (now, holder[0])).fetchone()
+        if row is None:
+            raise InvalidTransition(
+                f"job {holder[0]} holding key {p.key!r} is running and cannot be replaced; "
+                "wait for it to finish or cancel it"
+            )
+        return EnqueueResult(self._job(row, now), True)
+
+    def enqueue(self, params: EnqueueParams, conn: Any = None) -> EnqueueResult:
+        now = self._now()
+        if conn is not None:
+            result = self._enqueue_on(Cursor(_caller_connection(conn).cursor()), params, now)
+            self.doorbell.ring()  # the caller commits later; pollers also notice
+            return result
+        with self._write() as cur:
+            result = self._enqueue_on(cur, params, now)
+        if result.created:
+            self.doorbell.ring()
+        return result
+
+    def enqueue_many(self, params: Sequence[EnqueueParams], conn: Any = None) -> list[int]:
+        now = self._now()
+
+        def run(cur: Any) -> list[int]:
+            if not any(p.key for p in params):
+                cur.executemany(self._q["insert_plain"], [self._row_params(p, now) for p in params])
+                # One statement under the write lock, AUTOINCREMENT ids: consecutive.
+                last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+                return list(range(last - len(params) + 1, last + 1))
+            return [self._enqueue_on(cur, p, now).job.id for p in params]
+
+        if conn is not None:
+            ids = run(Cursor(_caller_connection(conn).cursor()))
+        else:
+            with self._write() as cur:
+                ids = run(cur)
+        self.doorbell.ring()
+        return ids
