@@ -5,6 +5,8 @@ fetcher (claims a batch sized to the free slots; sleeps on a wake-up, a freed sl
 poll interval; never polls while every slot is busy), completer (writes outcomes in one
 fenced statement per flush), heartbeater (extends leases, delivers cancel requests, flushes
 progress, interrupts stalled jobs), maintenance (rescues expired leases, expires jobs).
+The fetcher and the heartbeater are mixins of their own modules (``fetcher``,
+``heartbeater``), as the registry, paused queues and pruning are (``housekeeping``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from typing import Any, Protocol, TypeVar
 from duly._faults import crash_point
 from duly.core import defaults
 from duly.core.clock import Clock
-from duly.core.model import ClaimParams, Finish, Held, Job
+from duly.core.model import Finish, Held, Job
 from duly.core.states import Outcome
 from duly.runtime import events
 from duly.runtime.context import JobContext, install_capture, uninstall_capture
-from duly.runtime.executor import CANCEL, LOST, SHUTDOWN, STALLED, Executor, TaskLike
+from duly.runtime.executor import SHUTDOWN, Executor, TaskLike
+from duly.runtime.fetcher import Fetcher
+from duly.runtime.heartbeater import RECONNECT_BACKOFF_START, Heartbeater, _outcome_for
 from duly.runtime.hooks import Hooks
 from duly.runtime.housekeeping import Housekeeping
 from duly.runtime.pidfile import PidFile
@@ -35,14 +39,10 @@ from duly.store.base import Store
 
 T = TypeVar("T")
 
-#: A busy worker with few free slots waits up to this long for more before claiming.
-CLAIM_DEBOUNCE_SECONDS = 0.003
 #: After a shutdown's grace, how long interrupted handlers get to return before their jobs
 #: are handed back without them (async ones are cancelled at once; sync ones see
 #: ``ctx.cancelled``): short, so the process exits within ``grace`` + 1 s.
 CANCEL_WAIT_SECONDS = 0.25
-#: First pause before retrying a database call that failed (doubles up to the cap).
-RECONNECT_BACKOFF_START = 0.1
 
 
 class AppLike(Protocol):
@@ -86,7 +86,7 @@ class WorkerConfig:
     reconnect_backoff_max: float = 5.0
 
 
-class Worker(Housekeeping):
+class Worker(Housekeeping, Heartbeater, Fetcher):
     def __init__(self, app: AppLike, config: WorkerConfig | None = None, **kw: Any) -> None:
         self.app = app
         self.config = config or WorkerConfig(**kw)
@@ -147,34 +147,10 @@ class Worker(Housekeeping):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, fn, *args)
 
-    async def _call_beat(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_beat, fn, *args)
-
     def _backoff(self, previous: float | None) -> float:
         """The next pause of a retried database call: 0.1 s, doubling, capped."""
         cap = self.config.reconnect_backoff_max
         return min(cap, RECONNECT_BACKOFF_START if previous is None else previous * 2)
-
-    def capacity(self) -> int:
-        cap = self.config.concurrency
-        dyn = self.config.dynamic_concurrency
-        if dyn is not None:
-            try:
-                cap = max(0, min(cap, int(dyn())))
-            except Exception as exc:  # noqa: BLE001
-                events.emit("hook.error", hook="dynamic_concurrency", error=repr(exc))
-                cap = 0
-        return cap
-
-    def _exclude(self) -> list[str]:
-        out = []
-        for name, n in self.per_task.items():
-            task = self.app.tasks.get(name)
-            limit = task.defaults.concurrency if task is not None else None
-            if limit is not None and n >= limit:
-                out.append(name)
-        return out
 
     def wake(self) -> None:
         """Thread-safe: make an idle fetcher claim now."""
@@ -309,151 +285,6 @@ class Worker(Housekeeping):
             self._flushed.clear()
             await self.flush()
 
-    # -- heartbeats, cancel delivery, progress, stalls ----------------------------------
-
-    async def heartbeat_once(self) -> bool:
-        """Extend the leases of the held jobs; deliver cancel requests. False: the database
-        call failed (the leases run on; ``check_leases`` stops the handlers in time)."""
-        held = [(job, ctx) for job, ctx in self.held.values() if ctx.cancel_reason != LOST]
-        if not held:
-            self._beat_backoff = None
-            return True
-        sent = time.monotonic()
-        try:
-            res = await self._call_beat(self.store.heartbeat, self.worker_id, [Held(j.id, j.attempt) for j, _ in held])
-        except Exception as exc:  # noqa: BLE001
-            self._beat_backoff = self._backoff(self._beat_backoff)
-            events.emit("worker.db_error", where="heartbeat", error=repr(exc), retry_in=self.heartbeat_retry_in())
-            return False
-        self._beat_backoff = None
-        stale = set(res.stale)
-        for job, ctx in held:
-            if job.id not in stale and sent > ctx.lease_from:
-                ctx.lease_from = sent  # the database extended the lease from (at least) now
-        for job_id in res.stale:
-            self._stop_job(job_id, LOST)
-        for job_id in res.cancel_requested:
-            self._stop_job(job_id, CANCEL)
-        return True
-
-    def heartbeat_retry_in(self) -> float:
-        """Seconds before a failed heartbeat is tried again: the backoff, at most the
-        heartbeat interval."""
-        backoff = RECONNECT_BACKOFF_START if self._beat_backoff is None else self._beat_backoff
-        return min(backoff, self.heartbeat_every())
-
-    def lease_margin(self) -> float:
-        """Handlers are stopped this long before their lease would run out."""
-        return self.heartbeat_every()
-
-    def check_leases(self, now: float | None = None) -> list[int]:
-        """On the loop, no database: stop the handlers of jobs whose lease is about to run out
-        because no heartbeat renewed it (the database is gone, or a call hangs): deadline =
-        the send time of the claim or last successful heartbeat + lease - ``lease_margin``.
-        Their jobs are rescued elsewhere once the lease has expired. Returns the jobs stopped."""
-        if not self.held:
-            return []
-        now = time.monotonic() if now is None else now
-        margin = self.lease_margin()
-        lost = [
-            job.id
-            for job, ctx in self.held.values()
-            if ctx.cancel_reason != LOST and now > ctx.lease_from + job.lease_seconds - margin
-        ]
-        for job_id in lost:
-            self._stop_job(job_id, LOST)
-        return lost
-
-    def _stop_job(self, job_id: int, reason: str) -> None:
-        entry = self.held.get(job_id)
-        if entry is None:
-            return
-        job, ctx = entry
-        if reason == LOST:
-            if ctx.cancel_reason == LOST:
-                return
-            events.emit("job.stale", job=job_id, attempt=job.attempt, outcome="lease lost")
-            ctx.request_cancel(LOST)
-            ctx.cancel_reason = LOST  # over an earlier reason too: without a lease, no outcome is written
-        queue = self.waiting.get(job.task)
-        if job in self.ready:
-            queue = self.ready
-        if queue and job in queue:  # never started: nothing to stop
-            queue.remove(job)
-            self.held.pop(job_id, None)
-            if reason in (CANCEL, SHUTDOWN):
-                self.pending.append(Finish(job.id, job.attempt, _outcome_for(reason)))
-            return
-        self.executor.cancel(job_id, reason)
-
-    async def progress_once(self) -> None:
-        """Persist the progress reported since the last call; interrupt stalled jobs."""
-        now = time.monotonic()
-        for job, ctx in list(self.held.values()):
-            if ctx.progress_dirty and ctx.progress_done is not None and ctx.cancel_reason != LOST:
-                ctx.progress_dirty = False
-                try:
-                    await self._call_beat(self.store.set_progress, Held(job.id, job.attempt), ctx.progress_done, ctx.progress_total)
-                except Exception as exc:  # noqa: BLE001 - StaleAttempt or database trouble
-                    events.emit("worker.db_error", where="progress", error=repr(exc))
-            task = self.app.tasks.get(job.task)
-            stall = task.defaults.stall_after if task is not None else None
-            if stall and job.id in self.executor.running and now - ctx.progress_changed_at > stall:
-                self._stop_job(job.id, STALLED)
-
-    def heartbeat_every(self) -> float:
-        """Seconds between heartbeats: ``heartbeat_interval``, but at most a third of the
-        shortest lease held, so a job with a short lease is renewed before it runs out."""
-        every = self.config.heartbeat_interval
-        if self.held:
-            every = min(every, min(job.lease_seconds for job, _ in self.held.values()) / 3)
-        return max(every, 0.05)
-
-    async def _beat_once(self, heartbeat: bool) -> bool:
-        """One round of writes of the heartbeater: the heartbeat and the registry's touch
-        (when due), then progress. False: the heartbeat failed."""
-        try:
-            if heartbeat:
-                if not await self.heartbeat_once():
-                    return False
-                await self.touch_once()
-            await self.progress_once()
-        except Exception as exc:  # noqa: BLE001 - never ends the heartbeater
-            events.emit("worker.db_error", where="heartbeater", error=repr(exc))
-        return True
-
-    async def _heartbeater(self) -> None:
-        """Its own timer: checks the lease deadlines at every tick (``check_leases``), whether
-        or not the database answers. The writes (progress, heartbeat) run beside it, one
-        round at a time, so a call that hangs delays nothing but the next round. A failed
-        heartbeat is retried after a capped backoff."""
-        last = float("-inf")  # when the last heartbeat round was sent
-        retry_at: float | None = None  # after a failed heartbeat: when to try again
-        beat: asyncio.Future[bool] | None = None
-        heartbeat = False
-        try:
-            while True:
-                every = self.heartbeat_every()  # shrinks when a job with a short lease comes in
-                tick = min(every / 2, 1.0)
-                due = last + every if retry_at is None else retry_at
-                busy = beat is not None and not beat.done()
-                await asyncio.sleep(tick if busy else min(tick, max(0.0, due - time.monotonic())))
-                self.check_leases()
-                if beat is not None:
-                    if not beat.done():
-                        continue  # a write hangs: keep checking the deadlines, start no other
-                    if heartbeat:
-                        retry_at = None if beat.result() else last + self.heartbeat_retry_in()
-                    beat = None
-                now = time.monotonic()
-                heartbeat = now >= (last + self.heartbeat_every() if retry_at is None else retry_at)
-                if heartbeat:
-                    last = now
-                beat = asyncio.ensure_future(self._beat_once(heartbeat))
-        finally:
-            if beat is not None:
-                beat.cancel()
-
     # -- maintenance --------------------------------------------------------------------
 
     async def rescue_once(self) -> list[Held]:
@@ -491,22 +322,7 @@ class Worker(Housekeeping):
             await self.prune_once()
             await asyncio.sleep(self.config.rescue_interval)
 
-    # -- fetching -----------------------------------------------------------------------
-
-    async def claim_once(self, limit: int | None = None) -> list[Job]:
-        cap = self.capacity()
-        self._run_cap = cap
-        free = cap + (self.config.prefetch if cap else 0) - len(self.held) if limit is None else limit
-        if free <= 0:
-            return []
-        params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude(), self.paused)
-        sent = time.monotonic()
-        jobs = await self._call(self.store.claim, params)
-        crash_point("claim.committed", jobs)
-        events.emit("worker.poll", claimed=len(jobs), free=free)
-        for job in jobs:
-            self._launch(job, sent)
-        return jobs
+    # -- one round (the fetcher's loop: fetcher.py) -----------------------------------
 
     async def run_once(self) -> int:
         """Rescue, claim one batch, run it to the end and persist the outcomes."""
@@ -518,73 +334,6 @@ class Worker(Housekeeping):
         await self.flush()
         return len(jobs)
 
-    async def _idle_wait(self) -> None:
-        assert self._wake is not None
-        timeout = self.config.poll_interval
-        try:
-            nxt = await self._call(self.store.next_run_at, self.config.queues)
-        except Exception:  # noqa: BLE001
-            nxt = None
-        if nxt is not None:
-            until = (nxt - self.app.clock.now()).total_seconds()
-            timeout = max(0.0, min(timeout, until))
-        if timeout > 0:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
-
-    async def _fetcher(self) -> None:
-        assert self._wake is not None and self._slot is not None
-        backoff: float | None = None
-        jobs_were_claimed = False
-        while not self.stopping:
-            capacity = self.capacity()
-            free = capacity + (self.config.prefetch if capacity else 0) - len(self.held)
-            if free <= 0:
-                if self.config.dynamic_concurrency is not None and not self.held:
-                    await self._sleep_or_wake(self.config.poll_interval)
-                else:
-                    self._slot.clear()
-                    await self._slot.wait()
-                continue
-            if self.held and free < max(2, capacity // 4) and jobs_were_claimed:
-                # Busy, few free slots: let a few more finish (a few ms at most) so the next
-                # claim is one statement for many jobs, not many statements for one each.
-                self._slot.clear()
-                try:
-                    await asyncio.wait_for(self._slot.wait(), CLAIM_DEBOUNCE_SECONDS)
-                except TimeoutError:
-                    pass
-                if capacity + self.config.prefetch - len(self.held) < max(2, capacity // 4):
-                    jobs_were_claimed = False  # waited long enough: claim what is free
-                continue
-            self._wake.clear()
-            try:
-                jobs = await self.claim_once()
-                jobs_were_claimed = bool(jobs)
-                backoff = None
-            except Exception as exc:  # noqa: BLE001 - database gone: back off, keep going
-                backoff = self._backoff(backoff)
-                events.emit("worker.db_error", where="claim", error=repr(exc), retry_in=backoff)
-                await self._sleep_or_wake(backoff)
-                continue
-            if jobs:
-                continue
-            if self.config.burst:
-                if not self.held:
-                    return
-                self._slot.clear()
-                await self._slot.wait()
-                continue
-            await self._idle_wait()
-
-    async def _sleep_or_wake(self, seconds: float) -> None:
-        assert self._wake is not None
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -680,7 +429,3 @@ class Worker(Housekeeping):
 
 
 _SUCCEEDED = Outcome.SUCCEEDED
-
-
-def _outcome_for(reason: str) -> Any:
-    return {CANCEL: Outcome.CANCELLED, SHUTDOWN: Outcome.INTERRUPTED}.get(reason, Outcome.INTERRUPTED)

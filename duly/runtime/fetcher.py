@@ -1,0 +1,154 @@
+"""The worker's fetcher, mixed into ``Worker``: it claims a batch sized to the free slots,
+and sleeps on a wake-up, a freed slot or the poll interval; it never polls while every slot
+is busy. ``claim_once`` is its step (tests can call it), ``_fetcher`` its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from duly._faults import crash_point
+from duly.core.model import ClaimParams, Job
+from duly.runtime import events
+from duly.runtime.context import JobContext
+
+if TYPE_CHECKING:
+    from duly.runtime.worker import AppLike, WorkerConfig
+    from duly.store.base import Store
+
+T = TypeVar("T")
+
+#: A busy worker with few free slots waits up to this long for more before claiming.
+CLAIM_DEBOUNCE_SECONDS = 0.003
+
+
+class Fetcher:
+    """Mixed into ``Worker`` (which provides the attributes declared here)."""
+
+    app: AppLike
+    config: WorkerConfig
+    store: Store
+    worker_id: str
+    held: dict[int, tuple[Job, JobContext]]
+    per_task: Counter[str]
+    paused: list[str]
+    stopping: bool
+    _run_cap: int
+    _wake: asyncio.Event | None
+    _slot: asyncio.Event | None
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:  # provided by Worker
+        raise NotImplementedError
+
+    def _backoff(self, previous: float | None) -> float:  # provided by Worker
+        raise NotImplementedError
+
+    def _launch(self, job: Job, leased_at: float | None = None) -> None:  # provided by Worker
+        raise NotImplementedError
+
+    def capacity(self) -> int:
+        cap = self.config.concurrency
+        dyn = self.config.dynamic_concurrency
+        if dyn is not None:
+            try:
+                cap = max(0, min(cap, int(dyn())))
+            except Exception as exc:  # noqa: BLE001
+                events.emit("hook.error", hook="dynamic_concurrency", error=repr(exc))
+                cap = 0
+        return cap
+
+    def _exclude(self) -> list[str]:
+        out = []
+        for name, n in self.per_task.items():
+            task = self.app.tasks.get(name)
+            limit = task.defaults.concurrency if task is not None else None
+            if limit is not None and n >= limit:
+                out.append(name)
+        return out
+
+    async def claim_once(self, limit: int | None = None) -> list[Job]:
+        cap = self.capacity()
+        self._run_cap = cap
+        free = cap + (self.config.prefetch if cap else 0) - len(self.held) if limit is None else limit
+        if free <= 0:
+            return []
+        params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude(), self.paused)
+        sent = time.monotonic()
+        jobs = await self._call(self.store.claim, params)
+        crash_point("claim.committed", jobs)
+        events.emit("worker.poll", claimed=len(jobs), free=free)
+        for job in jobs:
+            self._launch(job, sent)
+        return jobs
+
+    async def _idle_wait(self) -> None:
+        assert self._wake is not None
+        timeout = self.config.poll_interval
+        try:
+            nxt = await self._call(self.store.next_run_at, self.config.queues)
+        except Exception:  # noqa: BLE001
+            nxt = None
+        if nxt is not None:
+            until = (nxt - self.app.clock.now()).total_seconds()
+            timeout = max(0.0, min(timeout, until))
+        if timeout > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _fetcher(self) -> None:
+        assert self._wake is not None and self._slot is not None
+        backoff: float | None = None
+        jobs_were_claimed = False
+        while not self.stopping:
+            capacity = self.capacity()
+            free = capacity + (self.config.prefetch if capacity else 0) - len(self.held)
+            if free <= 0:
+                if self.config.dynamic_concurrency is not None and not self.held:
+                    await self._sleep_or_wake(self.config.poll_interval)
+                else:
+                    self._slot.clear()
+                    await self._slot.wait()
+                continue
+            if self.held and free < max(2, capacity // 4) and jobs_were_claimed:
+                # Busy, few free slots: let a few more finish (a few ms at most) so the next
+                # claim is one statement for many jobs, not many statements for one each.
+                self._slot.clear()
+                try:
+                    await asyncio.wait_for(self._slot.wait(), CLAIM_DEBOUNCE_SECONDS)
+                except TimeoutError:
+                    pass
+                if capacity + self.config.prefetch - len(self.held) < max(2, capacity // 4):
+                    jobs_were_claimed = False  # waited long enough: claim what is free
+                continue
+            self._wake.clear()
+            try:
+                jobs = await self.claim_once()
+                jobs_were_claimed = bool(jobs)
+                backoff = None
+            except Exception as exc:  # noqa: BLE001 - database gone: back off, keep going
+                backoff = self._backoff(backoff)
+                events.emit("worker.db_error", where="claim", error=repr(exc), retry_in=backoff)
+                await self._sleep_or_wake(backoff)
+                continue
+            if jobs:
+                continue
+            if self.config.burst:
+                if not self.held:
+                    return
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            await self._idle_wait()
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        assert self._wake is not None
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
