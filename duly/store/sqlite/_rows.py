@@ -43,6 +43,14 @@ def _dt(us: int | None) -> datetime | None:
     return None if us is None else EPOCH + timedelta(microseconds=us)
 
 
+def _at(times: dict[int, datetime], us: int) -> datetime:
+    """The datetime of ``us``, memoised in ``times`` (the rows of one batch share most times)."""
+    got = times.get(us)
+    if got is None:
+        got = times[us] = EPOCH + timedelta(microseconds=us)
+    return got
+
+
 _STATES = {s.value: s for s in JobState}
 
 
@@ -71,7 +79,6 @@ class SQLiteRows:
             state = "scheduled"
         if times is None:
             times = {}
-        dt = times.get
         created, updated, started, lease = row[22], row[23], row[16], row[15]
         result = row[20]
         return Job(
@@ -82,7 +89,7 @@ class SQLiteRows:
             load_kwargs(row[4]),
             row[5],
             _STATES[state],
-            dt(run_at) or times.setdefault(run_at, EPOCH + timedelta(microseconds=run_at)),
+            _at(times, run_at),
             _dt(row[8]),
             row[9],
             row[10],
@@ -90,15 +97,15 @@ class SQLiteRows:
             row[12],
             row[13],
             row[14],
-            None if lease is None else dt(lease) or times.setdefault(lease, EPOCH + timedelta(microseconds=lease)),
-            None if started is None else dt(started) or times.setdefault(started, EPOCH + timedelta(microseconds=started)),
+            None if lease is None else _at(times, lease),
+            None if started is None else _at(times, started),
             bool(row[17]),
             row[18],
             row[19],
             None if result is None else json.loads(result),
             row[21],
-            dt(created) or times.setdefault(created, EPOCH + timedelta(microseconds=created)),
-            dt(updated) or times.setdefault(updated, EPOCH + timedelta(microseconds=updated)),
+            _at(times, created),
+            _at(times, updated),
             _dt(row[24]),
             row[25],
         )
@@ -110,7 +117,6 @@ class SQLiteRows:
         """A Job from a ``{claim_cols}`` row of a claim made at ``now`` by ``worker_id``."""
         run_at, created, lease_seconds, result = row[6], row[15], row[12], row[13]
         lease = now + int(lease_seconds * 1_000_000)  # as the claim computed it
-        dt = times.get
         return Job(
             row[0],
             row[1],
@@ -119,7 +125,7 @@ class SQLiteRows:
             load_kwargs(row[4]),
             row[5],
             JobState.RUNNING,
-            dt(run_at) or times.setdefault(run_at, EPOCH + timedelta(microseconds=run_at)),
+            _at(times, run_at),
             _dt(row[7]),
             row[8],
             row[9],
@@ -127,14 +133,14 @@ class SQLiteRows:
             row[11],
             lease_seconds,
             worker_id,
-            dt(lease) or times.setdefault(lease, EPOCH + timedelta(microseconds=lease)),
+            _at(times, lease),
             started,
             False,
             None,
             None,
             None if result is None else json.loads(result),
             row[14],
-            dt(created) or times.setdefault(created, EPOCH + timedelta(microseconds=created)),
+            _at(times, created),
             started,
             None,
             row[16],
