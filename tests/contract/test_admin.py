@@ -175,17 +175,25 @@ def test_postgres_counts_above_the_cap_are_estimates(
     assert JobState.SUCCEEDED not in counts.estimated and counts[JobState.SUCCEEDED] == 0
 
 
-def test_big_finished_counts_are_estimated_small_ones_exact(
-    app: duly.App, clock: duly.VirtualClock, monkeypatch: pytest.MonkeyPatch
+def finish_a_minute_apart(
+    app: duly.App, clock: duly.VirtualClock, n: int, queue: str, fail_every: int | None = None
 ) -> None:
-    for i in range(20):
-        app.enqueue("t", queue="q")
+    """``n`` jobs of ``queue`` run and end a minute apart: every ``fail_every``-th (from the
+    first) fails for good, the others succeed."""
+    for i in range(n):
+        app.enqueue("t", queue=queue)
         job = claim_one(app)
-        if i % 7 == 0:
+        if fail_every is not None and i % fail_every == 0:
             fail(app, job, retry_in=None)
         else:
             succeed(app, job)
         clock.advance(60)
+
+
+def test_big_finished_counts_are_estimated_small_ones_exact(
+    app: duly.App, clock: duly.VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finish_a_minute_apart(app, clock, 20, "q", fail_every=7)
     monkeypatch.setattr(defaults, "COUNT_EXACT_FINAL", 5)
     (counts,) = app.store.queue_counts()
     assert counts.estimated == frozenset({JobState.SUCCEEDED})
@@ -197,11 +205,7 @@ def test_big_finished_counts_are_estimated_small_ones_exact(
 def test_stats_are_bounded_by_default_and_exact_on_request(
     app: duly.App, clock: duly.VirtualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for i in range(12):
-        app.enqueue("t", queue="q")
-        job = claim_one(app)
-        fail(app, job, retry_in=None) if i % 4 == 0 else succeed(app, job)
-        clock.advance(60)
+    finish_a_minute_apart(app, clock, 12, "q", fail_every=4)
     app.enqueue("t", queue="q", run_in=3600)  # scheduled
     app.enqueue("t", queue="r")
     claim_one(app)  # running in r, its lease runs out below
@@ -228,10 +232,7 @@ def test_stats_count_exactly_past_the_dashboards_limit(
 ) -> None:
     """The dashboard's limit (COUNT_EXACT_FINAL) is not App.stats()'s: a planner estimate of
     a freshly filled table can be far too low, so stats count up to STATS_EXACT_FINAL."""
-    for _ in range(30):
-        app.enqueue("t")
-        succeed(app, claim_one(app))
-        clock.advance(60)
+    finish_a_minute_apart(app, clock, 30, "default")
     monkeypatch.setattr(defaults, "COUNT_EXACT_FINAL", 5)
     (counts,) = app.store.queue_counts()
     assert JobState.SUCCEEDED in counts.estimated  # the dashboard's count
