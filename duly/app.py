@@ -267,11 +267,10 @@ class App(ScheduleVerbs, AdminVerbs):
         task_name = check_name(item.task, "task name")
         task = self.tasks.get(task_name)
         d = task.defaults if task else _UNREGISTERED
-        queue = check_name(item.queue, "queue") if item.queue is not None else d.queue
-        priority = check_priority(item.priority) if item.priority is not None else d.priority
-        max_attempts = (
-            check_max_attempts(item.max_attempts) if item.max_attempts is not None else d.max_attempts
-        )
+        queue, priority, max_attempts = item.queue, item.priority, item.max_attempts
+        queue = d.queue if queue is None else check_name(queue, "queue")
+        priority = d.priority if priority is None else check_priority(priority)
+        max_attempts = d.max_attempts if max_attempts is None else check_max_attempts(max_attempts)
         times = resolve_times(self.clock.now, item.run_at, item.run_in, item.expires_at, item.expires_in)
         kwargs = item.kwargs
         if type(kwargs) is not dict:  # a plain dict is the norm; anything else is checked
@@ -279,21 +278,12 @@ class App(ScheduleVerbs, AdminVerbs):
         # args and kwargs are passed as given: dump_arguments refuses what is not a list /
         # tuple and a dict (converting first would store "abc" as ["a", "b", "c"])
         args_json, kwargs_json = dump_arguments(task_name, item.args, kwargs, self.max_payload_bytes)
-        return EnqueueParams(
-            task=task_name,
-            args_json=args_json,
-            kwargs_json=kwargs_json,
-            queue=queue,
-            priority=priority,
-            run_at=times.run_at,
-            delay=times.delay,
-            expires_at=times.expires_at,
-            expires_in=times.expires_in,
-            max_attempts=max_attempts,
-            lease_seconds=d.lease,
-            key=check_key(item.key),
-            key_mode=check_mode(item.mode),
-        )
+        key = item.key
+        return EnqueueParams(  # positional: this runs once per job of a bulk enqueue
+            task_name, args_json, kwargs_json, queue, priority,
+            times.run_at, times.delay, times.expires_at, times.expires_in,
+            max_attempts, d.lease, None if key is None else check_key(key), check_mode(item.mode),
+        )  # fmt: skip
 
     def enqueue(
         self,

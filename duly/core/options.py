@@ -115,10 +115,13 @@ def check_key(value: Any) -> str | None:
     return value
 
 
+_MODES: dict[Any, KeyMode] = {**{m: m for m in KeyMode}, **{m.value: m for m in KeyMode}}
+
+
 def check_mode(value: Any) -> KeyMode:
     try:
-        return KeyMode(value)
-    except ValueError:
+        return _MODES[value]
+    except (KeyError, TypeError):
         raise InvalidOption(f"mode must be one of new, ignore, replace; got {value!r}") from None
 
 

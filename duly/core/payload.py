@@ -86,6 +86,9 @@ def dump_value(value: Any, what: str) -> str:
     return _encoder.encode(value)
 
 
+_SEQUENCES = (list, tuple)
+
+
 def dump_arguments(
     task: str,
     args: Any,
@@ -96,6 +99,8 @@ def dump_arguments(
 
     ``args`` must be a list or tuple and ``kwargs`` a dict with string keys: anything else
     (a string, a set, a dict for args...) is refused, never converted."""
+    if not args and not kwargs and type(args) in _SEQUENCES and type(kwargs) is dict:
+        return "[]", "{}"  # most jobs take no arguments: nothing to encode or check
     if not isinstance(args, (list, tuple)):
         raise InvalidArguments(f"args of task {task!r} must be a list or tuple, got {type(args).__name__}")
     if not isinstance(kwargs, dict):

@@ -237,6 +237,26 @@ def test_bulk_enqueue_100k_in_one_call(app: duly.App) -> None:
     assert sample.args == [12345]
 
 
+def test_bulk_enqueue_ids_match_their_own_rows_across_statement_chunks(app: duly.App) -> None:
+    # SQLite inserts keyless jobs with multi-row statements of up to 500 rows; PostgreSQL by
+    # COPY: every returned id must name the row of its own item, options included, in order.
+    n = 1_234
+    items = [
+        duly.Enqueue(
+            "bulk.t", args=[i], kwargs={"k": i} if i % 3 else {}, queue=f"q{i % 4}",
+            priority=i % 7, run_in=None if i % 5 else 60, expires_in=3600 if i % 11 == 0 else None,
+        )
+        for i in range(n)
+    ]  # fmt: skip
+    ids = app.enqueue_many(items)
+    assert len(ids) == n and ids == sorted(ids)
+    for i, job_id in enumerate(ids):
+        job = app.get_job(job_id)
+        assert (job.args, job.kwargs, job.queue, job.priority) == ([i], {"k": i} if i % 3 else {}, f"q{i % 4}", i % 7)
+        assert (job.run_at > job.created_at) == (i % 5 == 0), i
+        assert (job.expires_at is not None) == (i % 11 == 0), i
+
+
 def test_bulk_enqueue_validates_everything_before_writing(app: duly.App) -> None:
     items = [duly.Enqueue("t", args=[i]) for i in range(100)] + [duly.Enqueue("t", args=[{1}])]
     with pytest.raises(duly.InvalidArguments, match="argument 0 is a set"):

@@ -3,6 +3,7 @@ when keyless), in the store's write transaction or on the caller's connection.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,20 +14,51 @@ from duly.store.sqlite._rows import SQLiteRows, _delay, _ts
 from duly.store.sqlite.wake import Doorbell
 
 
+_ROWS_PER_INSERT = 500
+
+
 class SQLiteProducer(SQLiteConnection, SQLiteRows):
     """Mixed into ``SQLiteStore`` (which provides the attributes declared here)."""
 
     _q: dict[str, str]
     _now: Callable[[], int]
     doorbell: Doorbell
+    _insert_sql: dict[int, str]  # multi-row INSERT text by row count
 
     def _row_params(self, p: EnqueueParams, now: int) -> tuple[Any, ...]:
-        run_at = _ts(p.run_at) if p.run_at is not None else now + _delay(p.delay or 0.0)
-        expires = now + _delay(p.expires_in) if p.expires_in is not None else _ts(p.expires_at)
+        run_at: int | None = now  # the common case: run now, no expiry
+        if p.run_at is not None:
+            run_at = _ts(p.run_at)
+        elif p.delay is not None:
+            run_at = now + _delay(p.delay)
+        expires: int | None = None
+        if p.expires_in is not None:
+            expires = now + _delay(p.expires_in)
+        elif p.expires_at is not None:
+            expires = _ts(p.expires_at)
         return (
             p.task, p.queue, p.args_json, p.kwargs_json, p.priority, run_at,
             expires, p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
         )  # fmt: skip
+
+    def _insert_plain(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Insert keyless rows with multi-row ``VALUES`` statements of up to 500 rows: about
+        twice the rate of an executemany of one-row INSERTs, which steps the VM once a row."""
+        if not rows:
+            return
+        width = len(rows[0])
+        limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(_ROWS_PER_INSERT, limit // width))
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            cur.execute(self._insert_rows_sql(len(chunk)), [v for row in chunk for v in row])
+
+    def _insert_rows_sql(self, n: int) -> str:
+        sql = self._insert_sql.get(n)
+        if sql is None:
+            head, sep, values = self._q["insert_plain"].partition("VALUES")
+            sql = self._insert_sql[n] = head + sep + ",".join([values.strip()] * n)
+        return sql
 
     def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
         params = self._row_params(p, now)
@@ -65,8 +97,8 @@ class SQLiteProducer(SQLiteConnection, SQLiteRows):
 
         def run(cur: Any) -> list[int]:
             if not any(p.key for p in params):
-                cur.executemany(self._q["insert_plain"], [self._row_params(p, now) for p in params])
-                # One statement under the write lock, AUTOINCREMENT ids: consecutive.
+                self._insert_plain(cur, [self._row_params(p, now) for p in params])
+                # One transaction under the write lock, AUTOINCREMENT ids: consecutive.
                 last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
                 return list(range(last - len(params) + 1, last + 1))
             return [self._enqueue_on(cur, p, now).job.id for p in params]

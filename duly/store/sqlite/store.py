@@ -129,6 +129,7 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         raw["finish_many"] = raw["finish"].rsplit("RETURNING", 1)[0]
         self._q: dict[str, str] = {k: qmark(v.format(**names)) for k, v in raw.items()}
         self.doorbell = Doorbell(path)
+        self._insert_sql = {}
         if auto_migrate:  # SQLite migrates itself on first use
             self.migrate()
 
