@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from duly._faults import crash_point
-from duly.core.model import ClaimParams, Job
+from duly.core.model import ClaimParams, Finish, Job
 from duly.runtime import events
 from duly.runtime.context import JobContext
 
@@ -40,6 +40,10 @@ class Fetcher:
     _run_cap: int
     _wake: asyncio.Event | None
     _slot: asyncio.Event | None
+    _flushed: asyncio.Event | None
+    _flush_lock: asyncio.Lock
+    pending: list[Finish]
+    _requeued: bool
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:  # provided by Worker
         raise NotImplementedError
@@ -48,6 +52,9 @@ class Fetcher:
         raise NotImplementedError
 
     def _launch(self, job: Job, leased_at: float | None = None) -> None:  # provided by Worker
+        raise NotImplementedError
+
+    def _flush_done(self, stale: list[Finish], requeued: bool) -> None:  # provided by Worker
         raise NotImplementedError
 
     def capacity(self) -> int:
@@ -78,11 +85,33 @@ class Fetcher:
             return []
         params = ClaimParams(self.worker_id, free, self.config.queues, self._exclude(), self.paused)
         sent = time.monotonic()
-        jobs = await self._call(self.store.claim, params)
+        if self.pending and self.store.combines_finish_with_claim and not self._flush_lock.locked():
+            jobs = await self._finish_and_claim(params)
+        else:
+            jobs = await self._call(self.store.claim, params)
         crash_point("claim.committed", jobs)
         events.emit("worker.poll", claimed=len(jobs), free=free)
         for job in jobs:
             self._launch(job, sent)
+        return jobs
+
+    async def _finish_and_claim(self, params: ClaimParams) -> list[Job]:
+        """Claim, writing the pending outcomes in the same transaction (one writer: one
+        commit instead of two). The completer waits for the flush lock meanwhile; should the
+        call fail, the outcomes go back to ``pending`` and the completer retries them."""
+        async with self._flush_lock:
+            batch, self.pending = self.pending, []
+            requeued, self._requeued = self._requeued, False
+            crash_point("finish.before", batch)
+            try:
+                stale, jobs = await self._call(self.store.finish_and_claim, batch, params)
+            except Exception:  # (a cancelled await leaves the batch to the database thread)
+                self.pending[:0] = batch
+                self._requeued = self._requeued or requeued
+                if self._flushed is not None:
+                    self._flushed.set()
+                raise
+        self._flush_done(stale, requeued)
         return jobs
 
     async def _idle_wait(self) -> None:

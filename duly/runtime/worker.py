@@ -271,18 +271,26 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
                 await asyncio.sleep(0.5)
                 continue
             failing_since = None
-            for item in stale:
-                events.emit("job.stale", job=item.job_id, attempt=item.attempt, outcome=item.outcome.value)
-            if requeued and self._wake is not None:
-                # jobs back in the queue (a retry, a snooze...), perhaps due before the idle
-                # fetcher's next poll: let it look at the next due time again
-                self._wake.set()
+            self._flush_done(stale, requeued)
+
+    def _flush_done(self, stale: list[Finish], requeued: bool) -> None:
+        """After a batch of outcomes is written (by the completer, or with a claim)."""
+        for item in stale:
+            events.emit("job.stale", job=item.job_id, attempt=item.attempt, outcome=item.outcome.value)
+        if requeued and self._wake is not None:
+            # jobs back in the queue (a retry, a snooze...), perhaps due before the idle
+            # fetcher's next poll: let it look at the next due time again
+            self._wake.set()
 
     async def _completer(self) -> None:
         assert self._flushed is not None
         while True:
             await self._flushed.wait()
             self._flushed.clear()
+            if self.store.combines_finish_with_claim:
+                # one turn of the loop first: a fetcher woken by the same ends (slots freed)
+                # takes the outcomes into its claim's transaction (see _finish_and_claim)
+                await asyncio.sleep(0)
             await self.flush()
 
     # -- maintenance --------------------------------------------------------------------

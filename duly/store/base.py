@@ -30,6 +30,10 @@ from duly.store.admin import AdminStore
 class Store(AdminStore, Protocol):
     backend: str  # "sqlite" | "postgres"
     url: str  # with any password redacted
+    #: Whether a worker should write its pending outcomes in its next claim's transaction
+    #: (``finish_and_claim``): True where writes queue behind one another anyway (SQLite's
+    #: one writer), False where a flush and a claim on two connections overlap (PostgreSQL).
+    combines_finish_with_claim: bool
 
     # -- schema ------------------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -52,6 +56,10 @@ class Store(AdminStore, Protocol):
     # -- consuming ---------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[Job]:
         """Claim up to ``limit`` due jobs in one statement, by priority, run time, id."""
+
+    def finish_and_claim(self, items: Sequence[Finish], params: ClaimParams) -> tuple[list[Finish], list[Job]]:
+        """``finish(items)`` then ``claim(params)`` (in one transaction where the backend
+        can): the stale items and the claimed jobs."""
 
     def heartbeat(self, worker_id: str, held: Sequence[Held]) -> HeartbeatResult:
         """Extend the leases of held jobs; report stale ones and cancel requests."""

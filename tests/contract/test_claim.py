@@ -239,3 +239,39 @@ def test_claimed_then_cancelled_job_failed_by_holder_is_never_claimable_seed_001
     assert app.get_job(job.id).state is JobState.CANCELLED
     clock.advance(hours=1)
     assert claim(app) == []
+
+
+def test_finish_and_claim_writes_the_outcomes_then_claims(app: duly.App) -> None:
+    """The worker's combined step (one transaction on SQLite): outcomes first, so a job
+    that the same batch sends back to the queue due now is claimable by the claim."""
+    done, again, gone, waiting = (app.enqueue("t") for _ in range(4))
+    a, b, c = claim(app, limit=3)
+    assert {a.id, b.id, c.id} == {done.id, again.id, gone.id}
+    by_id = {j.id: j for j in (a, b, c)}
+    app.store.cancel(gone.id)
+    fail(app, by_id[gone.id], retry_in=0)  # ends cancelled: its next outcome below is stale
+    from duly.core.model import ClaimParams
+
+    stale, jobs = app.store.finish_and_claim(
+        [
+            Finish(done.id, by_id[done.id].attempt, Outcome.SUCCEEDED, result_json="7"),
+            Finish(again.id, by_id[again.id].attempt, Outcome.FAILED, retry_in=0.0),
+            Finish(gone.id, by_id[gone.id].attempt, Outcome.SUCCEEDED),
+        ],
+        ClaimParams("w-both", 10),
+    )
+    assert [(s.job_id, s.outcome) for s in stale] == [(gone.id, Outcome.SUCCEEDED)]
+    stored = app.store.get_job(done.id)
+    assert stored is not None and (stored.state, stored.result) == (JobState.SUCCEEDED, 7)
+    assert sorted(j.id for j in jobs) == sorted([again.id, waiting.id])
+    assert {j.id: j.attempt for j in jobs}[again.id] == 2
+    assert [x.outcome for x in app.store.attempts(again.id)][:1] == ["failed"]
+
+
+def test_finish_and_claim_with_nothing_to_finish_or_claim(app: duly.App) -> None:
+    from duly.core.model import ClaimParams
+
+    app.enqueue("t")
+    assert app.store.finish_and_claim([], ClaimParams("w", 0)) == ([], [])
+    stale, jobs = app.store.finish_and_claim([], ClaimParams("w", 5))
+    assert stale == [] and len(jobs) == 1

@@ -192,6 +192,43 @@ def test_a_busy_worker_does_not_poll_and_claims_only_free_slots_seed_004_11(back
             )
 
 
+# ---- outcomes written with the next claim (SQLite) ---------------------------------------------
+
+
+def test_outcomes_ride_with_the_next_claim_and_survive_its_failure(backend: Backend) -> None:
+    """On SQLite (one writer) a worker writes its pending outcomes in its next claim's
+    transaction. When that transaction fails, neither the outcomes nor the jobs are lost:
+    the outcomes go back to the completer, the jobs stay queued for the next claim."""
+    if not backend.app().store.combines_finish_with_claim:
+        pytest.skip("PostgreSQL flushes and claims on two connections at once")
+    app = backend.app()
+
+    @app.task
+    async def quick(n: int) -> int:
+        return n
+
+    carried: list[int] = []
+    failures = [DatabaseDown("the claim's transaction failed")]
+
+    def counting(original: Callable[..., Any]) -> Callable[..., Any]:
+        def finish_and_claim(items: Any, params: ClaimParams) -> Any:
+            if items and failures:
+                raise failures.pop()
+            carried.append(len(items))
+            return original(items, params)
+
+        return finish_and_claim
+
+    ids = quick.enqueue_many([(n,) for n in range(300)])
+    with wrapped(app.store, "finish_and_claim", counting):
+        with running(app, concurrency=20, poll_interval=0.05):
+            wait_until(lambda: all(state(app, i) is JobState.SUCCEEDED for i in ids), timeout=30, what="all done")
+    assert not failures  # the failing transaction happened
+    assert sum(carried) > 0, carried  # and outcomes did travel with claims
+    for i in ids[:: 30]:
+        assert [a.outcome for a in app.attempts(i)] == [Outcome.SUCCEEDED]
+
+
 # ---- progress -------------------------------------------------------------------------------
 
 

@@ -65,6 +65,8 @@ ANALYZE_AFTER_ROWS = 10_000
 
 class PostgresStore(PostgresTriggers, PostgresAdmin):
     backend = "postgres"
+    # a flush and a claim on two pooled connections run at once: the worker keeps them apart
+    combines_finish_with_claim = False
 
     def __init__(
         self,
@@ -244,6 +246,9 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             )
         rows.sort(key=lambda r: (-r[5], r[6], r[0]))  # RETURNING has no order: the claim order
         return [to_claimed_job(r, params.worker_id) for r in rows]
+
+    def finish_and_claim(self, items: Sequence[Finish], params: ClaimParams) -> tuple[list[Finish], list[Job]]:
+        return (self.finish(items) if items else []), self.claim(params)
 
     def heartbeat(self, worker_id: str, held: Sequence[Held]) -> HeartbeatResult:
         if not held:
