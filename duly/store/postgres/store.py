@@ -260,7 +260,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
                 "ids": [h.job_id for h in held],
                 "attempts": [h.attempt for h in held],
             },
-            prepare=False,
+            prepare=True,
         )
         alive = {r[0] for r in rows}
         stale = frozenset(h.job_id for h in held if h.job_id not in alive)
@@ -289,7 +289,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         values: dict[str, Any] = {"now": self._now_param(), "channel": self.channel}
         values.update(finish_arrays(batch))
         with self._connection() as conn, conn.transaction() if ARMED else nullcontext():
-            done = {(r[0], r[1]) for r in fetch(conn, self._q["finish"], values, prepare=False)}
+            done = {(r[0], r[1]) for r in fetch(conn, self._q["finish"], values, prepare=True)}
             crash_point("finish.in_transaction", batch)  # only armed runs pay for BEGIN/COMMIT
         return [
             item for n, item in enumerate(items)
