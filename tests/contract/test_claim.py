@@ -275,3 +275,28 @@ def test_finish_and_claim_with_nothing_to_finish_or_claim(app: duly.App) -> None
     assert app.store.finish_and_claim([], ClaimParams("w", 0)) == ([], [])
     stale, jobs = app.store.finish_and_claim([], ClaimParams("w", 5))
     assert stale == [] and len(jobs) == 1
+
+
+def test_one_finish_batch_mixing_successes_and_other_outcomes(app: duly.App) -> None:
+    """Plain successes and the other outcomes go by different statements in one transaction:
+    results, logs, progress, stale items and exact repeats are all as for single calls."""
+    ids = [app.enqueue("t").id for _ in range(4)]
+    a, b, c, d = sorted(claim(app, limit=4), key=lambda j: j.id)
+    app.store.cancel(d.id)
+    fail(app, d, retry_in=0)  # ended cancelled: a later outcome for it is stale
+    plain = Finish(a.id, a.attempt, Outcome.SUCCEEDED, result_json='{"n": 1}', log="done a",
+                   progress_done=3, progress_total=3)  # fmt: skip
+    stale = app.store.finish([
+        plain,
+        Finish(b.id, b.attempt, Outcome.FAILED, retry_in=30.0, log="b failed"),
+        Finish(c.id, c.attempt, Outcome.SUCCEEDED),
+        Finish(d.id, d.attempt, Outcome.SUCCEEDED),
+        plain,  # an exact repeat in one batch is stale
+    ])  # fmt: skip
+    assert [(s.job_id, s.outcome) for s in stale] == [(d.id, Outcome.SUCCEEDED), (a.id, Outcome.SUCCEEDED)]
+    ja, jb, jc = (app.store.get_job(i) for i in ids[:3])
+    assert ja is not None and jb is not None and jc is not None
+    assert (ja.state, ja.result, ja.progress_done, ja.progress_total) == (JobState.SUCCEEDED, {"n": 1}, 3, 3)
+    assert (jb.state, jb.errors) == (JobState.RETRYING, 1) and jc.state is JobState.SUCCEEDED
+    assert [(x.outcome, x.log) for x in app.store.attempts(a.id)] == [("succeeded", "done a")]
+    assert [(x.outcome, x.log) for x in app.store.attempts(b.id)] == [("failed", "b failed")]

@@ -112,6 +112,23 @@ def to_attempt(row: Sequence[Any]) -> Attempt:
     )
 
 
+def succeeded_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
+    """The parameters of the ``finish_succeeded`` query (plain successes): a column that is
+    NULL for every item goes as an empty array (unnest pads it with NULLs)."""
+    results = [i.result_json for i in items]
+    logs = [i.log for i in items]
+    done = [i.progress_done for i in items]
+    total = [i.progress_total for i in items]
+    return {
+        "ids": [i.job_id for i in items],
+        "attempts": [i.attempt for i in items],
+        "results": results if any(r is not None for r in results) else [],
+        "logs": logs if any(x is not None for x in logs) else [],
+        "progress_done": done if any(d is not None for d in done) else [],
+        "progress_total": total if any(t is not None for t in total) else [],
+    }
+
+
 def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
     """The parameters of the ``finish`` query: one array per column, one element per item."""
     cols: dict[str, list[Any]] = {

@@ -47,7 +47,7 @@ from duly.store.postgres import _conn
 from duly.store.postgres._conn import fetch
 from duly.store.postgres._listen import Listener
 from duly.store.postgres._produce import Producer
-from duly.store.postgres._rows import finish_arrays, to_attempt, to_claimed_job, to_job, utc
+from duly.store.postgres._rows import finish_arrays, succeeded_arrays, to_attempt, to_claimed_job, to_job, utc
 from duly.store.postgres.admin import PostgresAdmin
 from duly.store.postgres.triggers import PostgresTriggers
 from duly.store.url import redact_url
@@ -286,10 +286,19 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         for n, item in enumerate(items):
             first.setdefault((item.job_id, item.attempt), n)
         batch = [items[n] for n in sorted(first.values())]
-        values: dict[str, Any] = {"now": self._now_param(), "channel": self.channel}
-        values.update(finish_arrays(batch))
-        with self._connection() as conn, conn.transaction() if ARMED else nullcontext():
-            done = {(r[0], r[1]) for r in fetch(conn, self._q["finish"], values, prepare=True)}
+        # Plain successes (the bulk of any batch) by their own statement, the rest by the
+        # general one; one transaction either way (BEGIN/COMMIT only for a mixed batch).
+        ok = [i for i in batch if i.outcome is Outcome.SUCCEEDED]
+        rest = [i for i in batch if i.outcome is not Outcome.SUCCEEDED] if len(ok) < len(batch) else []
+        now = self._now_param()
+        done: set[tuple[int, int]] = set()
+        with self._connection() as conn, conn.transaction() if ARMED or (ok and rest) else nullcontext():
+            if ok:
+                values: dict[str, Any] = {"now": now, **succeeded_arrays(ok)}
+                done.update((r[0], r[1]) for r in fetch(conn, self._q["finish_succeeded"], values, prepare=True))
+            if rest:
+                values = {"now": now, "channel": self.channel, **finish_arrays(rest)}
+                done.update((r[0], r[1]) for r in fetch(conn, self._q["finish"], values, prepare=True))
             crash_point("finish.in_transaction", batch)  # only armed runs pay for BEGIN/COMMIT
         return [
             item for n, item in enumerate(items)

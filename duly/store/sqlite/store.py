@@ -249,11 +249,19 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         # item by item in one executemany.
         ok: list[Finish] = []
         rest: list[Finish] = []
+        repeats: list[Finish] = []  # an exact repeat of an (id, attempt): the first one ended it
+        seen: set[tuple[int, int]] = set()
         for i in items:
+            key = (i.job_id, i.attempt)
+            if key in seen:
+                repeats.append(i)
+                continue
+            seen.add(key)
             (ok if _plain_success(i) else rest).append(i)
         stale = self._finish_succeeded(cur, ok, now) if ok else []
         if rest:
             stale += self._finish_others(cur, rest, now)
+        stale += repeats
         crash_point("finish.in_transaction", items)
         return stale, bool(rest) and any(plan_finish(i).state is JobState.QUEUED for i in rest)
 
