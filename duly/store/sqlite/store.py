@@ -249,19 +249,11 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         # item by item in one executemany.
         ok: list[Finish] = []
         rest: list[Finish] = []
-        repeats: list[Finish] = []  # an exact repeat of an (id, attempt): the first one ended it
-        seen: set[tuple[int, int]] = set()
         for i in items:
-            key = (i.job_id, i.attempt)
-            if key in seen:
-                repeats.append(i)
-                continue
-            seen.add(key)
             (ok if _plain_success(i) else rest).append(i)
         stale = self._finish_succeeded(cur, ok, now) if ok else []
-        if rest:
+        if rest:  # (an exact repeat of an earlier item fails its fence: stale)
             stale += self._finish_others(cur, rest, now)
-        stale += repeats
         crash_point("finish.in_transaction", items)
         return stale, bool(rest) and any(plan_finish(i).state is JobState.QUEUED for i in rest)
 
@@ -276,7 +268,14 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         if len(done) == len(items):
             return []
         written = {(r[0], r[1]) for r in done}
-        return [i for i in items if (i.job_id, i.attempt) not in written]
+        stale = []
+        for i in items:
+            key = (i.job_id, i.attempt)
+            if key in written:
+                written.discard(key)  # its first item ended it: an exact repeat is stale
+            else:
+                stale.append(i)
+        return stale
 
     def _finish_others(self, cur: Any, items: Sequence[Finish], now: int) -> list[Finish]:
         rows = [self._finish_params(item, now) for item in items]
