@@ -144,6 +144,14 @@ def crash_points(
             for p in procs:
                 if p.alive():
                     fleet.stop(p)
+            # An armed worker may crash as it stops (its last claim or its shutdown flush
+            # passes the point): the crash log, written by the crash itself, says so. Its
+            # crash is a fault like the others, recorded before the drain reruns its jobs.
+            recorded = {pid for _kind, pid, _detail, _at in place.ledger.faults("crash")}
+            for _point, pid, _held in read_crash_log(place, crash_log):
+                if pid not in recorded:
+                    place.ledger.fault("crash", pid, point)
+                    recorded.add(pid)
             drain(place, fleet, 120)
             recover = time.monotonic() - t0
             crashed = read_crash_log(place, crash_log)
