@@ -43,7 +43,6 @@ class Fetcher:
     _flushed: asyncio.Event | None
     _flush_lock: asyncio.Lock
     pending: list[Finish]
-    _requeued: bool
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:  # provided by Worker
         raise NotImplementedError
@@ -52,6 +51,12 @@ class Fetcher:
         raise NotImplementedError
 
     def _launch(self, job: Job, leased_at: float | None = None) -> None:  # provided by Worker
+        raise NotImplementedError
+
+    def _take_pending(self) -> tuple[list[Finish], bool]:  # provided by Worker
+        raise NotImplementedError
+
+    def _give_back(self, batch: list[Finish], requeued: bool) -> None:  # provided by Worker
         raise NotImplementedError
 
     def _flush_done(self, stale: list[Finish], requeued: bool) -> None:  # provided by Worker
@@ -100,14 +105,11 @@ class Fetcher:
         commit instead of two). The completer waits for the flush lock meanwhile; should the
         call fail, the outcomes go back to ``pending`` and the completer retries them."""
         async with self._flush_lock:
-            batch, self.pending = self.pending, []
-            requeued, self._requeued = self._requeued, False
-            crash_point("finish.before", batch)
+            batch, requeued = self._take_pending()
             try:
                 stale, jobs = await self._call(self.store.finish_and_claim, batch, params)
             except Exception:  # (a cancelled await leaves the batch to the database thread)
-                self.pending[:0] = batch
-                self._requeued = self._requeued or requeued
+                self._give_back(batch, requeued)
                 if self._flushed is not None:
                     self._flushed.set()
                 raise

@@ -250,16 +250,13 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
     async def _flush_locked(self) -> None:
         failing_since: float | None = None
         while self.pending:
-            batch, self.pending = self.pending, []
-            requeued, self._requeued = self._requeued, False
-            crash_point("finish.before", batch)
+            batch, requeued = self._take_pending()
             submitted = asyncio.wrap_future(self._db_finish.submit(self.store.finish, batch))
             try:
                 stale = await asyncio.shield(submitted)
             except Exception as exc:  # noqa: BLE001 - keep outcomes and retry
                 events.emit("worker.db_error", where="finish", error=repr(exc))
-                self.pending[:0] = batch
-                self._requeued = self._requeued or requeued
+                self._give_back(batch, requeued)
                 now = time.monotonic()
                 failing_since = failing_since or now
                 if self.stopping and now - failing_since > self.config.grace + 5:
@@ -272,6 +269,19 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
                 continue
             failing_since = None
             self._flush_done(stale, requeued)
+
+    def _take_pending(self) -> tuple[list[Finish], bool]:
+        """The pending outcomes, as one batch to write (under the flush lock), and whether
+        one of them may leave its job waiting again."""
+        batch, self.pending = self.pending, []
+        requeued, self._requeued = self._requeued, False
+        crash_point("finish.before", batch)
+        return batch, requeued
+
+    def _give_back(self, batch: list[Finish], requeued: bool) -> None:
+        """A batch that was not written goes back to the front of ``pending``."""
+        self.pending[:0] = batch
+        self._requeued = self._requeued or requeued
 
     def _flush_done(self, stale: list[Finish], requeued: bool) -> None:
         """After a batch of outcomes is written (by the completer, or with a claim)."""

@@ -113,20 +113,21 @@ def to_attempt(row: Sequence[Any]) -> Attempt:
 
 
 def succeeded_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
-    """The parameters of the ``finish_succeeded`` query (plain successes): a column that is
-    NULL for every item goes as an empty array (unnest pads it with NULLs)."""
-    results = [i.result_json for i in items]
-    logs = [i.log for i in items]
-    done = [i.progress_done for i in items]
-    total = [i.progress_total for i in items]
-    return {
+    """The parameters of the ``finish_succeeded`` query (plain successes)."""
+    return _nulls_as_empty({
         "ids": [i.job_id for i in items],
         "attempts": [i.attempt for i in items],
-        "results": results if any(r is not None for r in results) else [],
-        "logs": logs if any(x is not None for x in logs) else [],
-        "progress_done": done if any(d is not None for d in done) else [],
-        "progress_total": total if any(t is not None for t in total) else [],
-    }
+        "results": [i.result_json for i in items],
+        "logs": [i.log for i in items],
+        "progress_done": [i.progress_done for i in items],
+        "progress_total": [i.progress_total for i in items],
+    })  # fmt: skip
+
+
+def _nulls_as_empty(cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """A column that is NULL for every item goes as an empty array: multi-array unnest pads
+    it with NULLs, and the driver does not dump a thousand NULLs one by one."""
+    return {k: ([] if all(v is None for v in vals) else vals) for k, vals in cols.items()}
 
 
 def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
@@ -159,6 +160,4 @@ def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         # last progress reported, persisted with the outcome (None keeps the stored one)
         cols["progress_done"].append(getattr(item, "progress_done", None))
         cols["progress_total"].append(getattr(item, "progress_total", None))
-    # A column that is NULL for every item goes as an empty array: multi-array unnest pads
-    # it with NULLs, and the driver does not dump a thousand NULLs one by one.
-    return {k: ([] if all(v is None for v in vals) else vals) for k, vals in cols.items()}
+    return _nulls_as_empty(cols)

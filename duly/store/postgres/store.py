@@ -288,8 +288,10 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         batch = [items[n] for n in sorted(first.values())]
         # Plain successes (the bulk of any batch) by their own statement, the rest by the
         # general one; one transaction either way (BEGIN/COMMIT only for a mixed batch).
-        ok = [i for i in batch if i.outcome is Outcome.SUCCEEDED]
-        rest = [i for i in batch if i.outcome is not Outcome.SUCCEEDED] if len(ok) < len(batch) else []
+        ok: list[Finish] = []
+        rest: list[Finish] = []
+        for item in batch:
+            (ok if item.outcome is Outcome.SUCCEEDED else rest).append(item)
         now = self._now_param()
         done: set[tuple[int, int]] = set()
         with self._connection() as conn, conn.transaction() if ARMED or (ok and rest) else nullcontext():
