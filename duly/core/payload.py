@@ -99,7 +99,8 @@ def dump_arguments(
 
     ``args`` must be a list or tuple and ``kwargs`` a dict with string keys: anything else
     (a string, a set, a dict for args...) is refused, never converted."""
-    if not args and not kwargs and type(args) in _SEQUENCES and type(kwargs) is dict:
+    # (types first: the truth value of an array-like object may itself raise)
+    if type(args) in _SEQUENCES and type(kwargs) is dict and not args and not kwargs:
         return "[]", "{}"  # most jobs take no arguments: nothing to encode or check
     if not isinstance(args, (list, tuple)):
         raise InvalidArguments(f"args of task {task!r} must be a list or tuple, got {type(args).__name__}")

@@ -79,12 +79,20 @@ def test_non_json_arguments_are_refused_and_nothing_is_written(
     assert app.jobs() == []
 
 
+class Ambiguous:
+    """Like a numpy array: asking for its truth value raises."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of an array with more than one element is ambiguous")
+
+
 BAD_SHAPES = [
     ({"args": "abc"}, "args of task 't' must be a list or tuple, got str"),
     ({"args": {"a": 1}}, "args of task 't' must be a list or tuple, got dict"),
     ({"args": {1, 2}}, "args of task 't' must be a list or tuple, got set"),
     ({"args": b"ab"}, "args of task 't' must be a list or tuple, got bytes"),
     ({"args": None}, "args of task 't' must be a list or tuple, got NoneType"),
+    ({"args": Ambiguous()}, "args of task 't' must be a list or tuple, got Ambiguous"),
     ({"kwargs": [1]}, "kwargs of task 't' must be a mapping (a dict), got list"),
     ({"kwargs": [("a", 1)]}, "kwargs of task 't' must be a mapping (a dict), got list"),
     ({"kwargs": "a=1"}, "kwargs of task 't' must be a mapping (a dict), got str"),
