@@ -97,6 +97,21 @@ def test_queue_counts_match_stats_and_show_paused(app: duly.App, clock: duly.Vir
     assert counts["paused-only"].paused and counts["paused-only"].total == 0
 
 
+def test_a_queue_whose_only_jobs_are_running_is_listed_and_counted(app: duly.App) -> None:
+    """The (queue, state, run_at) index leaves running jobs out (migration 6): their queue
+    is still a known queue, counted, and found by the job list's filters."""
+    app.enqueue("t", queue="busy")
+    job = claim_one(app)
+    assert app.store.queue_names() == ["busy"]
+    counts = {c.queue: c for c in app.store.queue_counts()}
+    assert counts["busy"][JobState.RUNNING] == 1 and counts["busy"].total == 1
+    assert [j.id for j in app.jobs(queue="busy")] == [job.id]
+    assert [j.id for j in app.jobs(queue="busy", state="running")] == [job.id]
+    assert [j.id for j in app.jobs(task="t")] == [job.id]
+    assert [j.id for j in app.jobs(task="t", state="running")] == [job.id]
+    assert app.jobs(task="t", state="queued") == []
+
+
 def test_prune_deletes_old_finished_jobs_in_batches(app: duly.App, clock: duly.VirtualClock) -> None:
     old = [app.enqueue("t") for _ in range(3)]
     for _ in old:

@@ -224,3 +224,5 @@ def test_filtered_pages_equal_a_plain_scan(backend: Backend, cap: int, monkeypat
     for queue in ("mail", "reports"):
         assert _pages(app, queue=queue) == [j.id for j in every if j.queue == queue], queue
     assert _pages(app, task="t", state="running") == [j.id for j in every if j.state is JobState.RUNNING]
+    # a filter by task alone merges running jobs (jobs_lease) with the rest ((task, id))
+    assert _pages(app, task="t") == [j.id for j in every]

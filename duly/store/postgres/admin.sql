@@ -96,15 +96,19 @@ LIMIT %(limit)s::integer
 
 -- name: queue_names
 -- Distinct queues by skipping through the (queue, state, run_at) index: one index probe per
--- queue, whatever the number of jobs (a "loose index scan"); plus queues known only from
--- their settings.
+-- queue, whatever the number of jobs (a "loose index scan"); plus the queues of running
+-- jobs (which that index leaves out: jobs_lease has them) and queues known only from their
+-- settings.
 WITH RECURSIVE q AS (
-    (SELECT queue FROM {jobs} ORDER BY queue LIMIT 1)
+    (SELECT queue FROM {jobs} WHERE state <> 'running' ORDER BY queue LIMIT 1)
     UNION ALL
-    SELECT (SELECT j.queue FROM {jobs} AS j WHERE j.queue > q.queue ORDER BY j.queue LIMIT 1)
+    SELECT (SELECT j.queue FROM {jobs} AS j
+            WHERE j.state <> 'running' AND j.queue > q.queue ORDER BY j.queue LIMIT 1)
     FROM q WHERE q.queue IS NOT NULL
 )
 SELECT queue FROM q WHERE queue IS NOT NULL
+UNION
+SELECT queue FROM {jobs} WHERE state = 'running'
 UNION
 SELECT name FROM {queues}
 

@@ -377,9 +377,14 @@ SELECT {cols} FROM {jobs} WHERE id = %(id)s::bigint
 
 -- name: list_jobs
 -- Every filter is optional (NULL: not applied); run unprepared so each call gets a plan
--- for the filters it uses.
+-- for the filters it uses. %(part)s 'rest' keeps jobs that are not running, 'running' the
+-- running ones: a filter by task asks for both parts apart (store.py), so the first can walk
+-- the (task, id) index, which leaves running jobs out, and the second jobs_lease.
 SELECT {cols} FROM {jobs}
-WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+WHERE (%(part)s::text IS NULL
+       OR (%(part)s::text = 'rest' AND state <> 'running')
+       OR (%(part)s::text = 'running' AND state = 'running'))
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(state)s::text IS NULL
        OR (%(state)s::text = 'scheduled' AND state = 'queued'
            AND run_at > coalesce(%(now)s::timestamptz, now()))

@@ -40,7 +40,8 @@ CREATE INDEX {jobs_expiry} ON {jobs} (expires_at)
     WHERE expires_at IS NOT NULL AND state IN ('queued','retrying');
 CREATE UNIQUE INDEX {jobs_key} ON {jobs} (key)
     WHERE key IS NOT NULL AND state IN ('queued','retrying','running');
-CREATE INDEX {jobs_queue_state} ON {jobs} (queue, state, run_at);
+-- Both this and jobs_task leave out running jobs (version 6): see jobs_lease for those.
+CREATE INDEX {jobs_queue_state} ON {jobs} (queue, state, run_at) WHERE state <> 'running';
 CREATE INDEX {jobs_finished} ON {jobs} (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE {attempts} (
@@ -119,6 +120,6 @@ CREATE TABLE {queues} (
 );
 CREATE STATISTICS {jobs_queue_stats} (mcv, ndistinct) ON queue, state FROM {jobs};
 
--- duly schema version 5 (PostgreSQL): the job list filtered by task (keys never change on
--- a state transition).
-CREATE INDEX {jobs_task} ON {jobs} (task, id);
+-- duly schema version 5 (PostgreSQL): the job list filtered by task; without running jobs
+-- (version 6), so a claim does not write it.
+CREATE INDEX {jobs_task} ON {jobs} (task, id) WHERE state <> 'running';

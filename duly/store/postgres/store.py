@@ -380,8 +380,14 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             "after_id": flt.after_id,
             "ids": list(flt.ids) if flt.ids else None,
             "limit": max(1, min(flt.limit, 1000)),
+            "part": None,
         }
-        return [to_job(r) for r in self._run("list_jobs", values, prepare=False)]
+        if flt.task is None:
+            return [to_job(r) for r in self._run("list_jobs", values, prepare=False)]
+        # the (task, id) index leaves running jobs out: those come from jobs_lease
+        rows = [r for part in ("rest", "running") for r in self._run("list_jobs", {**values, "part": part}, prepare=False)]
+        rows.sort(key=lambda r: r[0], reverse=True)
+        return [to_job(r) for r in rows[: values["limit"]]]
 
     def attempts(self, job_id: int) -> list[Attempt]:
         out = [to_attempt(r) for r in self._run("attempts", {"id": job_id})]

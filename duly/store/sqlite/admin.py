@@ -140,7 +140,8 @@ class SQLiteAdmin:
                     if not exact:
                         estimated.add(JobState(stored))
                     continue
-                n, due = self._read(self._aq["count_queue_state"], (queue, stored, now))[0]
+                count = "count_running" if stored == "running" else "count_queue_state"
+                n, due = self._read(self._aq[count], (queue, stored, now))[0]
                 if stored == "queued":
                     counts[JobState.QUEUED] = due
                     counts[JobState.SCHEDULED] = n - due
@@ -194,7 +195,8 @@ class SQLiteAdmin:
         ids: list[int] = []
         for p in probes:
             lo, hi = _run_at_range(p.due, now)
-            ids += [r[0] for r in self._read(self._aq["index_ids"], (p.queue, p.state, lo, hi, before, cap + 1 - len(ids)))]
+            query = "index_ids_running" if p.state == "running" else "index_ids"
+            ids += [r[0] for r in self._read(self._aq[query], (p.queue, p.state, lo, hi, before, cap + 1 - len(ids)))]
             if len(ids) > cap:  # many matches: newest first by the primary key
                 lo, hi = _run_at_range(probes[0].due, now)
                 state = probes[0].state if flt.state is not None else None

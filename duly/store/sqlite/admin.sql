@@ -77,35 +77,47 @@ LIMIT ?2
 
 -- name: queue_names
 -- Distinct queues by skipping through the (queue, state, run_at) index: one seek per queue,
--- whatever the number of jobs; plus queues known only from their settings.
+-- whatever the number of jobs; plus the queues of running jobs (which that index leaves
+-- out; jobs_lease has them) and queues known only from their settings.
 WITH RECURSIVE q(name) AS (
-    SELECT min(queue) FROM {jobs}
+    SELECT min(queue) FROM {jobs} INDEXED BY {jobs_queue_state} WHERE state <> 'running'
     UNION ALL
-    SELECT (SELECT min(queue) FROM {jobs} WHERE queue > q.name) FROM q WHERE q.name IS NOT NULL
+    SELECT (SELECT min(queue) FROM {jobs} INDEXED BY {jobs_queue_state}
+            WHERE state <> 'running' AND queue > q.name)
+    FROM q WHERE q.name IS NOT NULL
 )
 SELECT name FROM q WHERE name IS NOT NULL
+UNION
+SELECT queue FROM {jobs} INDEXED BY {jobs_lease} WHERE state = 'running'
 UNION
 SELECT name FROM {queues}
 
 -- name: count_queue_state
--- Exact count of one queue in one state, over the covering (queue, state, run_at) index.
+-- Exact count of one queue in one state (not running), over the covering (queue, state,
+-- run_at) index.
 SELECT count(*), coalesce(sum(run_at <= ?3), 0)
-FROM {jobs} INDEXED BY {jobs_queue_state} WHERE queue = ?1 AND state = ?2
+FROM {jobs} INDEXED BY {jobs_queue_state} WHERE queue = ?1 AND state = ?2 AND state <> 'running'
+
+-- name: count_running
+-- One queue's running jobs, from the partial index on running jobs (few: one per busy slot).
+SELECT count(*), coalesce(sum(run_at <= ?3), 0)
+FROM {jobs} INDEXED BY {jobs_lease} WHERE state = 'running' AND queue = ?1 AND state = ?2
 
 -- name: sample_queue_state
 -- The first ?3 entries of one queue in one state, in run_at order: how many, and the run_at
 -- span they cover (the estimate of a big count extrapolates over the whole span).
 SELECT count(*), min(run_at), max(run_at)
 FROM (SELECT run_at FROM {jobs} INDEXED BY {jobs_queue_state}
-      WHERE queue = ?1 AND state = ?2 ORDER BY run_at LIMIT ?3)
+      WHERE queue = ?1 AND state = ?2 AND state <> 'running' ORDER BY run_at LIMIT ?3)
 
 -- name: last_run_at
-SELECT max(run_at) FROM {jobs} INDEXED BY {jobs_queue_state} WHERE queue = ?1 AND state = ?2
+SELECT max(run_at) FROM {jobs} INDEXED BY {jobs_queue_state}
+WHERE queue = ?1 AND state = ?2 AND state <> 'running'
 
 -- name: oldest_due
--- One index probe per queue and state.
+-- One index probe per queue and waiting state.
 SELECT min(run_at) FROM {jobs} INDEXED BY {jobs_queue_state}
-WHERE queue = ?1 AND state = ?2 AND run_at <= ?3
+WHERE queue = ?1 AND state = ?2 AND state <> 'running' AND run_at <= ?3
 
 -- name: run_now
 UPDATE {jobs} SET run_at = min(run_at, ?1), updated_at = ?1
@@ -117,7 +129,14 @@ RETURNING {cols}
 -- range of the (queue, state, run_at) index, which holds the rowid (the id) of each entry,
 -- so the table is not read. The job list's queue and state filters (admin.py).
 SELECT id FROM {jobs} INDEXED BY {jobs_queue_state}
-WHERE queue = ?1 AND state = ?2 AND run_at BETWEEN ?3 AND ?4 AND id < ?5
+WHERE queue = ?1 AND state = ?2 AND state <> 'running' AND run_at BETWEEN ?3 AND ?4 AND id < ?5
+LIMIT ?6
+
+-- name: index_ids_running
+-- The same for running jobs, which that index leaves out: from the partial index on
+-- running jobs (few: one per busy slot).
+SELECT id FROM {jobs} INDEXED BY {jobs_lease}
+WHERE state = 'running' AND queue = ?1 AND state = ?2 AND run_at BETWEEN ?3 AND ?4 AND id < ?5
 LIMIT ?6
 
 -- name: jobs_by_ids

@@ -43,7 +43,8 @@ CREATE INDEX {jobs_expiry} ON {jobs} (expires_at)
     WHERE expires_at IS NOT NULL AND state IN ('queued','retrying');
 CREATE UNIQUE INDEX {jobs_key} ON {jobs} (key)
     WHERE key IS NOT NULL AND state IN ('queued','retrying','running');
-CREATE INDEX {jobs_queue_state} ON {jobs} (queue, state, run_at);
+-- Without running jobs (version 6): see jobs_lease for those.
+CREATE INDEX {jobs_queue_state} ON {jobs} (queue, state, run_at) WHERE state <> 'running';
 CREATE INDEX {jobs_finished} ON {jobs} (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE {attempts} (
