@@ -370,6 +370,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             text = (
                 "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             )
+        limit = max(1, min(flt.limit, 1000))
         values = {
             "now": self._now_param(),
             "queue": flt.queue,
@@ -379,7 +380,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             "before_id": flt.before_id,
             "after_id": flt.after_id,
             "ids": list(flt.ids) if flt.ids else None,
-            "limit": max(1, min(flt.limit, 1000)),
+            "limit": limit,
             "part": None,
         }
         if flt.task is None:
@@ -387,7 +388,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         # the (task, id) index leaves running jobs out: those come from jobs_lease
         rows = [r for part in ("rest", "running") for r in self._run("list_jobs", {**values, "part": part}, prepare=False)]
         rows.sort(key=lambda r: r[0], reverse=True)
-        return [to_job(r) for r in rows[: values["limit"]]]
+        return [to_job(r) for r in rows[:limit]]
 
     def attempts(self, job_id: int) -> list[Attempt]:
         out = [to_attempt(r) for r in self._run("attempts", {"id": job_id})]
