@@ -35,6 +35,11 @@ LEVELS = {
 }
 
 
+def enabled(event: str) -> bool:
+    """Whether ``event`` would be logged: a hot path asks first, before building its fields."""
+    return log.isEnabledFor(LEVELS.get(event, logging.INFO))
+
+
 def emit(event: str, **fields: Any) -> None:
     level = LEVELS.get(event, logging.INFO)
     if log.isEnabledFor(level):

@@ -40,6 +40,7 @@ STALLED = "stalled"
 TIMEOUT = "timeout"
 
 _DEFAULT = TaskOptions(retry=Exponential())
+_SUCCEEDED = Outcome.SUCCEEDED
 
 
 #: Python 3.12+ can start a Task eagerly (its first step at once, as that Task).
@@ -233,7 +234,8 @@ class Executor:
         finish: Finish | None = None
         won = False
         try:
-            events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
+            if events.enabled("job.start"):
+                events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
             if self.hooks.has("start"):
                 self.hooks.fire_blocking("start", (job,), self._loop)
             crash_point("handler.before", job)
@@ -269,7 +271,8 @@ class Executor:
     async def _async_body(self, task: TaskLike, job: Job, ctx: JobContext, opts: TaskOptions, done: Done) -> None:
         _current.set(ctx)
         started = time.monotonic()
-        events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
+        if events.enabled("job.start"):
+            events.emit("job.start", job=job.id, task=job.task, attempt=job.attempt, queue=job.queue)
         try:
             if self.hooks.has("start"):
                 await self.hooks.afire("start", job)
@@ -339,6 +342,8 @@ class Executor:
     def _returned(self, job: Job, ctx: JobContext, value: Any) -> Finish | None:
         log = ctx.log_text
         reason = ctx.cancel_reason
+        if value is None and reason is None:  # the common case first
+            return Finish(job.id, job.attempt, _SUCCEEDED, None, None, None, None, log())
         if reason == LOST:
             return None
         if reason == CANCEL:
@@ -421,6 +426,10 @@ class Executor:
         if finish is None:
             return [("after", (job, Outcome.LOST))] if self.hooks.has("after") else []
         o = finish.outcome
+        if o is _SUCCEEDED and not self.hooks.has("success") and not self.hooks.has("after"):
+            if events.enabled("job.success"):  # the common case, without building its fields
+                events.emit("job.success", job=job.id, task=job.task, attempt=job.attempt, duration=duration)
+            return []
         fields: dict[str, Any] = {"job": job.id, "task": job.task, "attempt": job.attempt, "duration": duration}
         calls: list[tuple[str, tuple[Any, ...]]] = []
         if o is Outcome.SUCCEEDED:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,7 +33,7 @@ class Fetcher:
     store: Store
     worker_id: str
     held: dict[int, tuple[Job, JobContext]]
-    per_task: Counter[str]
+    per_task: dict[str, int]
     paused: list[str]
     stopping: bool
     _run_cap: int

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -105,7 +105,7 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         self._db_beat = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duly-db-beat")
         self.executor = Executor(app.tasks, app.hooks, app.clock, self.worker_id, self.pool, self._isolated())
         self.held: dict[int, tuple[Job, JobContext]] = {}
-        self.per_task: Counter[str] = Counter()
+        self.per_task: dict[str, int] = {}  # running attempts per task (no zero entries)
         self.waiting: dict[str, deque[Job]] = {}
         self.ready: deque[Job] = deque()  # prefetched, waiting for a free slot
         self._run_cap = self.config.concurrency
@@ -179,9 +179,11 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
     def _launch(self, job: Job, leased_at: float | None = None) -> None:
         """Start ``job`` in a free slot (or hold it until one frees); ``leased_at``: when
         the claim that took it was sent (its lease runs from about then)."""
-        task = self.app.tasks.get(job.task)
+        name = job.task
+        task = self.app.tasks.get(name)
         limit = task.defaults.concurrency if task is not None else None
-        if limit is not None and self.per_task[job.task] >= limit:
+        per_task = self.per_task
+        if limit is not None and per_task.get(name, 0) >= limit:
             self.waiting.setdefault(job.task, deque()).append(job)
             self.held[job.id] = (job, JobContext(job, self.worker_id, self.app.clock, leased_at))
             return
@@ -191,7 +193,7 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         if self.inflight >= self._run_cap:  # prefetched: every slot is busy
             self.ready.append(job)
             return
-        self.per_task[job.task] += 1
+        per_task[name] = per_task.get(name, 0) + 1
         self.inflight += 1
         if self._idle is not None:
             self._idle.clear()
@@ -199,9 +201,12 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
 
     def _job_done(self, job: Job, ctx: JobContext, finish: Finish | None) -> None:
         """On the loop, once per attempt: free its slot, queue its outcome for the completer."""
-        self.per_task[job.task] -= 1
-        if self.per_task[job.task] <= 0:
-            del self.per_task[job.task]
+        per_task = self.per_task
+        n = per_task.get(job.task, 0)
+        if n > 1:
+            per_task[job.task] = n - 1
+        else:
+            per_task.pop(job.task, None)
         entry = self.held.get(job.id)
         if entry is not None and entry[0].attempt == job.attempt:  # not a later attempt's entry
             del self.held[job.id]
