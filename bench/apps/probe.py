@@ -20,6 +20,7 @@ DIR = os.environ.get("BENCH_PROBE_DIR")
 EVERY = 0.02
 
 _pid = 0
+_started = False  # in this process: reset in a forked child, so hit() need not ask getpid()
 _count = 0
 _first = 0.0
 _last = 0.0
@@ -27,13 +28,23 @@ _lat: list[list[float]] = []
 _lock = threading.Lock()
 
 
+def _forked() -> None:
+    global _started
+    _started = False
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def _start() -> None:
-    global _pid, _count, _first, _last, _lat
+    global _pid, _count, _first, _last, _lat, _started
     with _lock:
         if _pid == os.getpid():
+            _started = True
             return
         _pid = os.getpid()
         _count, _first, _last, _lat = 0, time.time(), 0.0, []
+        _started = True
         if DIR:
             threading.Thread(target=_writer, name="bench-probe", daemon=True).start()
             atexit.register(_dump)
@@ -63,7 +74,7 @@ def _writer() -> None:
 def hit() -> None:
     """One job done (call it at the end of the handler)."""
     global _count, _last
-    if _pid != os.getpid():
+    if not _started:  # (os.getpid() is a system call: not once per job)
         _start()
     _count += 1
     _last = time.time()
@@ -71,7 +82,7 @@ def hit() -> None:
 
 def mark(seq: int) -> None:
     """Latency workload: job ``seq`` started now (call it first thing in the handler)."""
-    if _pid != os.getpid():
+    if not _started:
         _start()
     _lat.append([seq, time.time()])
 
@@ -79,7 +90,7 @@ def mark(seq: int) -> None:
 def hit_many(n: int) -> None:
     """n jobs done at once (the raw-SQL baselines count per batch)."""
     global _count, _last
-    if _pid != os.getpid():
+    if not _started:
         _start()
     _count += n
     _last = time.time()
