@@ -153,10 +153,14 @@ class ClaimParams:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """A (job id, attempt) pair that a holder presents to prove it still holds the job."""
+    """A (job id, attempt) pair that a holder presents to prove it still holds the job, with
+    the attempt's start as the claim returned it (None: not checked). PostgreSQL fences on
+    the start too, because it commits claims without waiting for the disk: a claim lost in a
+    server crash hands the same attempt number out again, but never the same start."""
 
     job_id: int
     attempt: int
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,7 @@ class Finish:
     log: str | None = None
     progress_done: int | None = None  # last progress reported, persisted with the outcome
     progress_total: int | None = None
+    started_at: datetime | None = None  # the attempt's start, from its claim (see Held)
 
 
 @dataclass(frozen=True, slots=True)

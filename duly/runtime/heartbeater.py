@@ -64,7 +64,7 @@ class Heartbeater:
             return True
         sent = time.monotonic()
         try:
-            res = await self._call_beat(self.store.heartbeat, self.worker_id, [Held(j.id, j.attempt) for j, _ in held])
+            res = await self._call_beat(self.store.heartbeat, self.worker_id, [Held(j.id, j.attempt, j.started_at) for j, _ in held])
         except Exception as exc:  # noqa: BLE001
             self._beat_backoff = self._backoff(self._beat_backoff)
             events.emit("worker.db_error", where="heartbeat", error=repr(exc), retry_in=self.heartbeat_retry_in())
@@ -137,7 +137,7 @@ class Heartbeater:
             if ctx.progress_dirty and ctx.progress_done is not None and ctx.cancel_reason != LOST:
                 ctx.progress_dirty = False
                 try:
-                    await self._call_beat(self.store.set_progress, Held(job.id, job.attempt), ctx.progress_done, ctx.progress_total)
+                    await self._call_beat(self.store.set_progress, Held(job.id, job.attempt, job.started_at), ctx.progress_done, ctx.progress_total)
                 except Exception as exc:  # noqa: BLE001 - StaleAttempt or database trouble
                     events.emit("worker.db_error", where="progress", error=repr(exc))
             task = self.app.tasks.get(job.task)

@@ -213,6 +213,7 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         self.inflight -= 1
         self.processed += 1
         if finish is not None:
+            finish.started_at = job.started_at  # fenced with the attempt (see Held)
             self.pending.append(finish)
             if finish.outcome is not _SUCCEEDED:
                 self._requeued = True  # may wait to run again: see _flush_locked

@@ -300,3 +300,45 @@ def test_one_finish_batch_mixing_successes_and_other_outcomes(app: duly.App) -> 
     assert (jb.state, jb.errors) == (JobState.RETRYING, 1) and jc.state is JobState.SUCCEEDED
     assert [(x.outcome, x.log) for x in app.store.attempts(a.id)] == [("succeeded", "done a")]
     assert [(x.outcome, x.log) for x in app.store.attempts(b.id)] == [("failed", "b failed")]
+
+
+def test_a_claim_lost_in_a_server_crash_does_not_let_its_holder_end_the_next_attempt(
+    backend: Backend, clock: duly.VirtualClock
+) -> None:
+    """PostgreSQL commits claims without waiting for the disk, so a server crash may lose
+    one: the job waits again with its old attempt count and its next claim hands the same
+    attempt number out again. The first holder (still running it somewhere) presents the
+    attempt's start from its own claim, which the new claim never repeats: its heartbeat,
+    progress and outcome are refused as stale, and the new holder's go through."""
+    if backend.name == "sqlite":
+        pytest.skip("SQLite commits each claim before it returns (its workers share its disk)")
+    import psycopg
+    from psycopg import sql
+
+    app = backend.app(clock)
+    app.enqueue("t")
+    first = claim_one(app, worker="w1")
+    # the claim's commit never reached the disk: after the restart the job waits as before it
+    with psycopg.connect(backend.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("""UPDATE {} SET state = 'queued', attempt = attempt - 1, worker_id = NULL,
+                                   started_at = NULL, lease_expires_at = NULL WHERE id = %s""")
+                     .format(sql.Identifier(backend.prefix + "jobs")), (first.id,))  # fmt: skip
+    clock.advance(timedelta(seconds=1))
+    second = claim_one(app, worker="w2")
+    assert (second.id, second.attempt) == (first.id, first.attempt) and second.started_at != first.started_at
+    old = Held(first.id, first.attempt, first.started_at)
+    assert app.store.heartbeat("w1", [old]).stale == {first.id}
+    with pytest.raises(duly.StaleAttempt):
+        app.store.set_progress(old, 1, 2)
+    stale = Finish(first.id, first.attempt, Outcome.SUCCEEDED, started_at=first.started_at)
+    assert app.store.finish([stale]) == [stale]
+    failed = Finish(first.id, first.attempt, Outcome.FAILED, retry_in=5.0, started_at=first.started_at)
+    assert app.store.finish([failed]) == [failed]  # the general statement fences alike
+    assert app.store.get_job(first.id).state is JobState.RUNNING  # type: ignore[union-attr]
+    new = Held(second.id, second.attempt, second.started_at)
+    assert app.store.heartbeat("w2", [new]).stale == frozenset()
+    app.store.set_progress(new, 1, 2)
+    assert app.store.finish([Finish(second.id, second.attempt, Outcome.SUCCEEDED, started_at=second.started_at)]) == []
+    done = app.store.get_job(first.id)
+    assert done is not None and done.state is JobState.SUCCEEDED and done.progress_done == 1
+    assert [(a.attempt, a.worker_id, a.outcome) for a in app.store.attempts(first.id)] == [(1, "w2", Outcome.SUCCEEDED)]

@@ -420,3 +420,38 @@ def test_a_retry_due_before_the_next_poll_runs_on_time(backend: Backend) -> None
         job = flaky.enqueue()
         wait_until(lambda: state(app, job.id) is JobState.SUCCEEDED, timeout=10, what="the retry")
     assert len(ran) == 2 and 0.2 <= ran[1] - ran[0] < 5, ran
+
+
+def test_a_worker_whose_claim_was_lost_and_handed_out_again_cannot_end_the_new_attempt(backend: Backend) -> None:
+    """PostgreSQL: a claim lost in a server crash gives the job's attempt number to its next
+    claim (see test_claim). The worker that still runs the lost claim's attempt presents its
+    start with its heartbeats, so they are refused: it stops the handler as a lost lease and
+    drops its outcome, and the new holder's attempt stays running."""
+    if backend.name == "sqlite":
+        pytest.skip("SQLite commits each claim before it returns (its workers share its disk)")
+    import psycopg
+    from psycopg import sql
+
+    app = backend.app()
+    started = threading.Event()
+    seen: list[str | None] = []
+
+    @app.task(lease=30)
+    def hold(ctx: duly.JobContext) -> str:
+        started.set()
+        ctx.wait_cancelled(20)
+        seen.append(ctx.cancel_reason)
+        return "from the lost claim"
+
+    job = app.enqueue(hold)
+    with running(app, heartbeat_interval=0.1):
+        assert started.wait(20)
+        # the claim was lost and the job claimed again by another worker: same attempt, new start
+        with psycopg.connect(backend.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("UPDATE {} SET worker_id = 'w2', started_at = started_at + interval '1 second' "
+                                 "WHERE id = %s").format(sql.Identifier(backend.prefix + "jobs")), (job.id,))  # fmt: skip
+        wait_until(lambda: bool(seen), timeout=20, what="the handler's end")
+        assert seen == ["lease lost"]
+    now = app.get_job(job.id)
+    assert now is not None and now.state is JobState.RUNNING and now.worker_id == "w2" and now.result is None
+    assert [a.outcome for a in app.store.attempts(job.id)] == [Outcome.RUNNING]  # no row from the lost claim

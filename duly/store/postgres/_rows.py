@@ -121,6 +121,7 @@ def succeeded_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         "logs": [i.log for i in items],
         "progress_done": [i.progress_done for i in items],
         "progress_total": [i.progress_total for i in items],
+        "started": [i.started_at for i in items],
     })  # fmt: skip
 
 
@@ -137,7 +138,7 @@ def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         for k in (
             "ids", "attempts", "states", "delays", "run_ats", "deltas", "results", "summaries",
             "finals", "outcomes", "error_types", "error_messages", "tracebacks", "logs",
-            "progress_done", "progress_total",
+            "progress_done", "progress_total", "started",
         )
     }  # fmt: skip
     for item in items:
@@ -160,4 +161,5 @@ def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         # last progress reported, persisted with the outcome (None keeps the stored one)
         cols["progress_done"].append(getattr(item, "progress_done", None))
         cols["progress_total"].append(getattr(item, "progress_total", None))
+        cols["started"].append(item.started_at)
     return _nulls_as_empty(cols)

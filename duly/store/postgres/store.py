@@ -259,6 +259,8 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
                 "now": self._now_param(),
                 "ids": [h.job_id for h in held],
                 "attempts": [h.attempt for h in held],
+                # none known (callers outside a worker): one empty array, padded with NULLs
+                "started": [] if all(h.started_at is None for h in held) else [h.started_at for h in held],
             },
             prepare=True,
         )
@@ -271,6 +273,7 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             "now": self._now_param(),
             "id": held.job_id,
             "attempt": held.attempt,
+            "started": held.started_at,
             "done": done,
             "total": total,
         }
