@@ -60,7 +60,7 @@ SIZES: dict[int, dict[str, str]] = {
         "scaled": "40,000 jobs (issue: 100,000), 4 worker processes under `duly worker --processes 4`, SIGKILL a random worker every 2 s while the queue drains, at most 40 s (issue: 60 s)"},
     2: {"issue": "2,000 jobs per worker crash point, 5 crashes per point, two workers restarted at once after each crash; the scheduler's point: 5 schedulers in turn, each crashing at the first slot it fires, then a clean one"},
     3: {"issue": "1,000 in-process trials under a virtual clock, plus 3 rounds × 21 jobs with real processes (SIGSTOP/SIGCONT)"},
-    4: {"issue": "5 restarts of a private PostgreSQL (pg_ctl restart -m fast) alternating with 5 rounds of pg_terminate_backend on every backend of the workers, 3 s apart, 2 workers and an enqueuer running"},
+    4: {"issue": "5 restarts of a private PostgreSQL (pg_ctl restart, -m fast and -m immediate in turn: two are crashes) alternating with 5 rounds of pg_terminate_backend on every backend of the workers, 3 s apart, 2 workers and an enqueuer running"},
     5: {"issue": "11 processes (6 enqueuing, 5 working) on one SQLite file for 10 minutes",
         "scaled": "11 processes (6 enqueuing, 5 working) on one SQLite file for 60 s (issue: 10 minutes)"},
     6: {"issue": "64 processes × 100 enqueues of one key, in mode ignore, in mode new, and racing a transaction that rolls back"},
