@@ -114,7 +114,7 @@ def to_attempt(row: Sequence[Any]) -> Attempt:
 
 def succeeded_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
     """The parameters of the ``finish_succeeded`` query (plain successes)."""
-    return _nulls_as_empty({
+    return nulls_as_empty({
         "ids": [i.job_id for i in items],
         "attempts": [i.attempt for i in items],
         "results": [i.result_json for i in items],
@@ -125,7 +125,7 @@ def succeeded_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
     })  # fmt: skip
 
 
-def _nulls_as_empty(cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
+def nulls_as_empty(cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
     """A column that is NULL for every item goes as an empty array: multi-array unnest pads
     it with NULLs, and the driver does not dump a thousand NULLs one by one."""
     return {k: ([] if all(v is None for v in vals) else vals) for k, vals in cols.items()}
@@ -162,4 +162,4 @@ def finish_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
         cols["progress_done"].append(getattr(item, "progress_done", None))
         cols["progress_total"].append(getattr(item, "progress_total", None))
         cols["started"].append(item.started_at)
-    return _nulls_as_empty(cols)
+    return nulls_as_empty(cols)

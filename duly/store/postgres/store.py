@@ -47,7 +47,7 @@ from duly.store.postgres import _conn
 from duly.store.postgres._conn import fetch
 from duly.store.postgres._listen import Listener
 from duly.store.postgres._produce import Producer
-from duly.store.postgres._rows import finish_arrays, succeeded_arrays, to_attempt, to_claimed_job, to_job, utc
+from duly.store.postgres._rows import finish_arrays, nulls_as_empty, succeeded_arrays, to_attempt, to_claimed_job, to_job, utc
 from duly.store.postgres.admin import PostgresAdmin
 from duly.store.postgres.triggers import PostgresTriggers
 from duly.store.url import redact_url
@@ -257,10 +257,11 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
             "heartbeat",
             {
                 "now": self._now_param(),
-                "ids": [h.job_id for h in held],
-                "attempts": [h.attempt for h in held],
-                # none known (callers outside a worker): one empty array, padded with NULLs
-                "started": [] if all(h.started_at is None for h in held) else [h.started_at for h in held],
+                **nulls_as_empty({
+                    "ids": [h.job_id for h in held],
+                    "attempts": [h.attempt for h in held],
+                    "started": [h.started_at for h in held],  # none known: padded with NULLs
+                }),
             },
             prepare=True,
         )
@@ -388,8 +389,10 @@ class PostgresStore(PostgresTriggers, PostgresAdmin):
         }
         if flt.task is None:
             return [to_job(r) for r in self._run("list_jobs", values, prepare=False)]
-        # the (task, id) index leaves running jobs out: those come from jobs_lease
-        rows = [r for part in ("rest", "running") for r in self._run("list_jobs", {**values, "part": part}, prepare=False)]
+        # the (task, id) index leaves running jobs out: those come from jobs_lease (only the
+        # part a state filter can match is asked for)
+        parts = ("rest", "running") if flt.state is None else ("running",) if flt.state is JobState.RUNNING else ("rest",)
+        rows = [r for part in parts for r in self._run("list_jobs", {**values, "part": part}, prepare=False)]
         rows.sort(key=lambda r: r[0], reverse=True)
         return [to_job(r) for r in rows[:limit]]
 
