@@ -51,6 +51,11 @@ if __name__ == "__main__":
             src = benv.export_duly(rev)
             os.environ["BENCH_DULY_SRC"] = src
             os.environ["PYTHONPATH"] = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        # duly is installed editable, so its modules would be compiled afresh by every
+        # worker process where PYTHONDONTWRITEBYTECODE is set (the peers' come from wheels,
+        # compiled at install): compile them once, as installing a wheel does.
+        src = os.environ.get("BENCH_DULY_SRC") or os.path.dirname(HERE)
+        benv.compile_duly(os.path.join(src, "duly"))
         os.execv(benv.PY, [benv.PY, os.path.abspath(__file__), *args])
     from suite.cli import main
 

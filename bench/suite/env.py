@@ -109,3 +109,8 @@ def export_duly(rev: str) -> str:
         subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
     print(f"bench: duly from commit {sha} ({dest})", file=sys.stderr, flush=True)
     return dest
+
+
+def compile_duly(package_dir: str) -> None:
+    """Byte-compile duly's modules for the suite's Python (into their ``__pycache__``)."""
+    subprocess.run([PY, "-m", "compileall", "-q", package_dir], check=True)
