@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from duly.app import App
+from duly.cli._app import app_options as app_options  # (re-exported for the commands)
+from duly.cli._app import open_app as open_app
 from duly.core.errors import DulyError
-from duly.runtime.isolation import load_app
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,25 +23,6 @@ EXIT_CONFLICT = 4
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
-
-
-def app_options(fn: F) -> F:
-    fn = click.option("--url", envvar="DULY_DATABASE_URL", help="Database URL (default sqlite:///duly.db).")(fn)
-    fn = click.option("--app", "app_path", envvar="DULY_APP", help="module:attribute of your App (tasks, hooks).")(fn)
-    fn = click.option("--prefix", default="duly_", show_default=True, help="Table name prefix.")(fn)
-    return fn
-
-
-def open_app(app_path: str | None, url: str | None, prefix: str = "duly_") -> App:
-    try:
-        if app_path:
-            app = load_app(app_path)
-            if not isinstance(app, App):
-                raise click.UsageError(f"{app_path} is a {type(app).__name__}, not a duly.App")
-            return app
-        return App(url, prefix=prefix)
-    except (ValueError, ImportError) as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def fail(exc: Exception) -> None:

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from duly.cli._common import app_options, err_console, open_app
+from duly.cli._app import app_options, open_app
 from duly.runtime import events
 from duly.runtime.pidfile import AlreadyRunning
 
@@ -83,6 +83,8 @@ EXIT_ALREADY_RUNNING = 5
 
 
 def _refuse(exc: AlreadyRunning) -> NoReturn:
+    from duly.cli._common import err_console
+
     err_console.print(f"[red]not starting:[/red] {exc}")
     sys.exit(EXIT_ALREADY_RUNNING)
 

@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-
 from duly.core.durations import parse_duration, to_seconds
 from duly.core.errors import InvalidOption
 from duly.core.model import EnqueueParams
@@ -86,6 +84,10 @@ def normalise_cron(expr: str) -> str:
             f"invalid cron expression {expr!r}: expected 5 fields (minute hour day month weekday), "
             "6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly"
         )
+    # croniter is imported where it is used: it (and dateutil) would add some 40 ms to the
+    # start of every process that imports duly, most of which never read a cron expression.
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
     try:  # a time must exist too: "0 0 31 2 *" parses but never fires
         it = croniter(text, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6)
         it.get_next(datetime)
@@ -116,6 +118,8 @@ def _first(
 ) -> tuple[datetime, datetime]:
     """The first wall time of ``expr`` after the wall time ``start`` that lands after ``after``
     on the real timeline: (wall time, UTC time)."""
+    from croniter import CroniterBadDateError, croniter
+
     it = croniter(expr, start, second_at_beginning=six)
     try:
         for _ in range(100_000):
