@@ -24,6 +24,25 @@ def test_enqueue_defaults_seed_000_1_new_job(app: duly.App) -> None:
     assert app.get_job(job.id) == job
 
 
+@pytest.mark.parametrize("real_clock", [False, True], ids=["virtual-clock", "database-clock"])
+def test_a_keyless_enqueue_returns_the_job_as_stored(backend: Backend, clock: duly.Clock, real_clock: bool) -> None:
+    # PostgreSQL returns only the id and times of a job without a key and builds the rest
+    # from what was enqueued: every field must still match the stored row.
+    app = backend.app(None if real_clock else clock)
+    now = app.clock.now()
+    jobs = [
+        app.enqueue("a"),
+        app.enqueue("b", args=[1, "x", None], kwargs={"k": {"n": [1.5]}}, queue="q", priority=-3),
+        app.enqueue("c", run_in="10m", expires_in="1h", max_attempts=2),
+        app.enqueue("d", run_at=now - timedelta(days=1), expires_at=now + timedelta(days=400)),
+        app.enqueue("e", run_in=0.25),
+    ]
+    for job in jobs:
+        assert app.get_job(job.id) == job
+    assert [j.state for j in jobs] == [JobState.QUEUED, JobState.QUEUED, JobState.SCHEDULED, JobState.QUEUED,
+                                      JobState.SCHEDULED]  # fmt: skip
+
+
 def test_task_enqueue_uses_task_defaults(app: duly.App) -> None:
     @app.task(queue="emails", priority=7, max_attempts=2, lease="2m")
     def send(to: str) -> None: ...

@@ -14,7 +14,7 @@ from duly.core.errors import DuplicateKey, InvalidTransition
 from duly.core.model import EnqueueParams, EnqueueResult, Job, KeyMode
 from duly.core.states import JobState
 from duly.store.postgres._conn import fetch
-from duly.store.postgres._rows import to_job
+from duly.store.postgres._rows import to_job, to_new_job
 
 #: How often enqueue retries when the live holder of a key vanishes between conflict and read.
 KEY_RACE_RETRIES = 50
@@ -49,7 +49,11 @@ class Producer:
         }  # fmt: skip
 
     def enqueue(self, conn: psycopg.Connection[Any], p: EnqueueParams) -> EnqueueResult:
-        return self._resolve(conn, p, self._values(p, self._now(), self._channel))
+        values = self._values(p, self._now(), self._channel)
+        if p.key is None:
+            rows = fetch(conn, self._q["insert_keyless"], values)
+            return EnqueueResult(to_new_job(rows[0], p), True)
+        return self._resolve(conn, p, values)
 
     def _resolve(
         self, conn: psycopg.Connection[Any], p: EnqueueParams, values: dict[str, Any]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from duly.core.model import Attempt, Finish, Job
+from duly.core.model import Attempt, EnqueueParams, Finish, Job
 from duly.core.payload import load_args, load_kwargs
 from duly.core.states import JobState, Outcome
 from duly.core.transitions import plan_finish
@@ -62,6 +62,18 @@ def to_job(row: Sequence[Any]) -> Job:
         finished_at=utc(row[24]),
         trigger_id=row[25],
     )
+
+
+def to_new_job(row: Sequence[Any], p: EnqueueParams) -> Job:
+    """The Job an ``insert_keyless`` row (id, run_at, expires_at, created_at, scheduled)
+    and its parameters make: a new job, as stored."""
+    created = utc_at(row[3])
+    return Job(
+        row[0], p.task, p.queue, load_args(p.args_json), load_kwargs(p.kwargs_json), p.priority,
+        JobState.SCHEDULED if row[4] else JobState.QUEUED, utc_at(row[1]), utc(row[2]), None,
+        0, 0, p.max_attempts, p.lease_seconds, None, None, None, False, None, None, None, None,
+        created, created, None, p.trigger_id,
+    )  # fmt: skip
 
 
 def to_claimed_job(row: Sequence[Any], worker_id: str) -> Job:

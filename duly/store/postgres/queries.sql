@@ -41,6 +41,30 @@ SELECT {cols},
             THEN pg_notify(%(channel)s::text, queue) IS NULL END
 FROM ins
 
+-- name: insert_keyless
+-- A job without a key has no conflict to settle, so no ON CONFLICT (a speculative insertion)
+-- and it returns only what the database decides: its id and times. The caller knows the
+-- rest (the same Job as a whole-row RETURNING; a contract test compares them).
+WITH t AS (
+    SELECT coalesce(%(now)s::timestamptz, now()) AS now
+), ins AS (
+    INSERT INTO {jobs} (task, queue, args, kwargs, priority, state, run_at, expires_at,
+                        max_attempts, lease_seconds, trigger_id, created_at, updated_at)
+    SELECT %(task)s::text, %(queue)s::text, %(args)s::jsonb, %(kwargs)s::jsonb,
+           %(priority)s::integer, 'queued',
+           coalesce(%(run_at)s::timestamptz, t.now + %(delay)s::float8 * interval '1 second'),
+           coalesce(%(expires_at)s::timestamptz,
+                    t.now + %(expires_in)s::float8 * interval '1 second'),
+           %(max_attempts)s::integer, %(lease_seconds)s::float8, %(trigger_id)s::bigint,
+           t.now, t.now
+    FROM t
+    RETURNING id, run_at, expires_at, created_at
+)
+SELECT ins.id, ins.run_at, ins.expires_at, ins.created_at, ins.run_at > t.now,
+       CASE WHEN %(channel)s::text IS NOT NULL AND ins.run_at <= t.now
+            THEN pg_notify(%(channel)s::text, %(queue)s::text) IS NULL END
+FROM ins, t
+
 -- name: live_by_key
 SELECT {cols} FROM {jobs}
 WHERE key = %(key)s::text AND state IN ('queued','retrying','running')
