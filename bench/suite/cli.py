@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                         failed.add(name)
         figures.extend(merged.values())
     log(f"bench: done in {time.monotonic() - started:.0f}s")
-    results = merge(size.name, [f.to_json() for f in figures])
+    # A run that does not write the document (--no-doc: an A/B pair, a quick look) keeps
+    # its figures out of bench/results too; a later run would otherwise write them into
+    # docs/benchmarks.md beside its own, as if measured with it.
+    results = merge(size.name, [f.to_json() for f in figures], save=not args.no_doc)
     backends = {n: c.backend for n, c in PEERS.items()}
     print_table(current(results, workloads, only), backends)
     if not args.no_doc:
@@ -134,8 +137,9 @@ def current(results: list[dict[str, Any]], workloads: list[str], only: list[str]
     return [r for r in results if r["workload"] in workloads and r["peer"] in only]
 
 
-def merge(size: str, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep every earlier figure of this size that this run did not measure again."""
+def merge(size: str, new: list[dict[str, Any]], save: bool = True) -> list[dict[str, Any]]:
+    """Keep every earlier figure of this size that this run did not measure again (written
+    back to bench/results unless ``save`` is false)."""
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, f"{size}.json")
     try:
@@ -150,8 +154,9 @@ def merge(size: str, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     wl = list(WORKLOADS)
     out = sorted(merged.values(), key=lambda r: (wl.index(r["workload"]) if r["workload"] in wl else 99, r["variant"],
                                                  ORDER.index(r["peer"]) if r["peer"] in ORDER else 99))  # fmt: skip
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1)
+    if save:
+        with open(path, "w") as f:
+            json.dump(out, f, indent=1)
     return out
 
 
