@@ -180,8 +180,14 @@ class Probe:
 
     def span(self) -> tuple[float, float]:
         """(first job's start, last job's end) over every process."""
+        _, first, last = self.snapshot()
+        return first, last
+
+    def snapshot(self) -> tuple[int, float, float]:
+        """(jobs done, first job's start, last job's end) over every process, from one read
+        of the probe files, so the count and the times agree."""
         ps = [p for p in self.read() if p["count"]]
-        return min(p["first"] for p in ps), max(p["last"] for p in ps)
+        return sum(p["count"] for p in ps), min(p["first"] for p in ps), max(p["last"] for p in ps)
 
     def latencies(self) -> dict[int, float]:
         """seq -> when its job started (the first start, should one run twice)."""
