@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -84,6 +85,12 @@ class WorkerConfig:
     #: Longest pause between retries of a failing claim or heartbeat (the backoff doubles
     #: from 0.1 s up to this).
     reconnect_backoff_max: float = 5.0
+    #: ``run()`` (the worker owning its process, as ``duly worker`` does) sets Python's
+    #: thread switch interval to this many seconds while it runs (None: leave it). The
+    #: default 5 ms lets the event loop, busy starting a batch of jobs, keep a database
+    #: thread waiting that long to begin the next claim; 0.5 ms lets the two overlap
+    #: (docs/configuration.md, "Worker options").
+    switch_interval: float | None = 0.0005
 
 
 class Worker(Housekeeping, Heartbeater, Fetcher):
@@ -93,6 +100,8 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         c = self.config
         if c.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {c.concurrency}")
+        if c.switch_interval is not None and not c.switch_interval > 0:
+            raise ValueError(f"switch_interval must be > 0 seconds (or None), got {c.switch_interval}")
         self.worker_id = c.worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
         self.store = app.store
         self.pool = ThreadPoolExecutor(max_workers=c.concurrency + 16, thread_name_prefix="duly-job")
@@ -108,6 +117,7 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         self.per_task: dict[str, int] = {}  # running attempts per task (no zero entries)
         self.waiting: dict[str, deque[Job]] = {}
         self.ready: deque[Job] = deque()  # prefetched, waiting for a free slot
+        self._unstarted: list[Job] = []  # claimed by an overlapped claim, started next turn
         self._run_cap = self.config.concurrency
         self.pending: list[Finish] = []
         self._requeued = False  # ``pending`` holds an outcome that may leave its job waiting
@@ -119,6 +129,8 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         self._wake: asyncio.Event | None = None
         self._slot: asyncio.Event | None = None
         self._flushed: asyncio.Event | None = None
+        #: Done when the claim in flight returns (None: no claim in flight); see _completer.
+        self._claiming: asyncio.Future[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._beat_backoff: float | None = None  # pause before retrying a failed heartbeat
         self._signals = 0
@@ -304,9 +316,18 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
             await self._flushed.wait()
             self._flushed.clear()
             if self.store.combines_finish_with_claim:
-                # one turn of the loop first: a fetcher woken by the same ends (slots freed)
-                # takes the outcomes into its claim's transaction (see _finish_and_claim)
+                # One turn of the loop first: a fetcher woken by the same ends (slots freed)
+                # takes the outcomes into its claim's transaction (see _finish_and_claim).
+                # While a claim is in flight the fetcher claims again as soon as it has
+                # launched its jobs, and takes what is pending then: leave it to that claim
+                # (queueing on the flush lock would make the fetcher's claim wait behind a
+                # flush of its own: two transactions where one does).
                 await asyncio.sleep(0)
+                while self.pending and self._claiming is not None:
+                    await asyncio.wait([self._claiming])
+                    await asyncio.sleep(0)
+                if not self.pending:
+                    continue
             await self.flush()
 
     # -- maintenance --------------------------------------------------------------------
@@ -390,7 +411,10 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
             loops.append(self._scheduler)
         services = [asyncio.ensure_future(s()) for s in loops]
         try:
-            await self._fetcher()
+            try:
+                await self._fetcher()
+            finally:
+                self._start_unstarted()
             await self._shutdown()
         finally:
             for s in services:
@@ -435,14 +459,21 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
 
     def run(self) -> None:
         """Blocking entry point with signal handling: the first SIGTERM/SIGINT stops
-        gracefully, a second one exits at once."""
+        gracefully, a second one exits at once. Sets the switch interval while it runs
+        (``WorkerConfig.switch_interval``)."""
         async def main() -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal)
             await self.run_async()
 
-        asyncio.run(main())
+        previous = sys.getswitchinterval()
+        if self.config.switch_interval is not None:
+            sys.setswitchinterval(self.config.switch_interval)
+        try:
+            asyncio.run(main())
+        finally:
+            sys.setswitchinterval(previous)
 
     def _on_signal(self) -> None:
         self._signals += 1

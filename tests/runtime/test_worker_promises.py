@@ -8,6 +8,8 @@ instance (``app.store.heartbeat = ...``): the call raises, or hangs until the te
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -227,6 +229,108 @@ def test_outcomes_ride_with_the_next_claim_and_survive_its_failure(backend: Back
     assert sum(carried) > 0, carried  # and outcomes did travel with claims
     for i in ids[:: 30]:
         assert [a.outcome for a in app.attempts(i)] == [Outcome.SUCCEEDED]
+
+
+def _recording(calls: list[tuple[str, int, int]], name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a claiming store method: record (method, outcomes carried, claim limit)."""
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        if name == "finish":
+            return lambda items: (calls.append((name, len(items), 0)), original(items))[1]
+        if name == "claim":
+            return lambda params: (calls.append((name, 0, params.limit)), original(params))[1]
+        return lambda items, params: (calls.append((name, len(items), params.limit)), original(items, params))[1]
+
+    return make
+
+
+def test_a_sqlite_drain_writes_each_batch_of_outcomes_with_a_claim_and_claims_half_the_slots(
+    backend: Backend,
+) -> None:
+    """On SQLite a busy worker's outcomes travel in its claims' transactions: the completer
+    does not take them into a transaction of its own while a claim that would carry them is
+    in flight. And with 64 slots or more each claim takes at most half of them, so one claim
+    is in the database while the jobs of the previous one run. On PostgreSQL (outcomes on
+    their own connection) a claim fills every free slot."""
+    app = backend.app()
+
+    @app.task
+    async def quick(n: int) -> int:
+        return n
+
+    calls: list[tuple[str, int, int]] = []
+    ids = quick.enqueue_many([(n,) for n in range(1500)])
+    with (
+        wrapped(app.store, "claim", _recording(calls, "claim")),
+        wrapped(app.store, "finish", _recording(calls, "finish")),
+        wrapped(app.store, "finish_and_claim", _recording(calls, "finish_and_claim")),
+    ):
+        worker = app.worker(concurrency=100, burst=True, scheduler=False)
+        asyncio.run(worker.run_async())
+    assert worker.processed == len(ids)
+    [stats] = app.stats(exact=True)
+    assert stats[JobState.SUCCEEDED] == len(ids), stats
+    limits = [limit for name, _, limit in calls if name != "finish"]
+    if not app.store.combines_finish_with_claim:
+        assert limits[0] == 100, calls  # every free slot at once
+        return
+    assert max(limits) == 50, calls  # half the slots
+    carried = sum(n for name, n, _ in calls if name == "finish_and_claim")
+    flushed = [n for name, n, _ in calls if name == "finish"]
+    # Every outcome but those of the last claims (written when the queue ran dry) went with
+    # a claim; a completer flushing behind each claim would write about half of them.
+    assert carried >= len(ids) - 200, calls
+    assert sum(flushed) <= 200, calls
+
+
+def test_jobs_claimed_just_before_a_stop_run_to_their_end(backend: Backend) -> None:
+    """A stop that arrives as a claim returns (when, on SQLite, its jobs start on the loop's
+    next turn) does not leave them claimed but never started: they run in the grace and
+    succeed, and no attempt is recorded as interrupted."""
+    app = backend.app()
+
+    @app.task
+    async def quick(n: int) -> int:
+        return n
+
+    ids = quick.enqueue_many([(n,) for n in range(300)])
+    worker = app.worker(concurrency=100, scheduler=False, poll_interval=0.05)
+
+    def stopping(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            result = original(*args)
+            worker.stop()  # thread-safe: lands on the loop while the claim's result does
+            return result
+
+        return call
+
+    with wrapped(app.store, "claim", stopping), wrapped(app.store, "finish_and_claim", stopping):
+        asyncio.run(worker.run_async())
+    ran = [i for i in ids if app.get_job(i).attempt > 0]
+    assert ran, "the first claim took jobs"
+    for i in ran:
+        assert [a.outcome for a in app.attempts(i)] == [Outcome.SUCCEEDED], i
+    assert worker.processed == len(ran)
+
+
+def test_worker_run_sets_the_switch_interval_while_it_runs_and_restores_it(backend: Backend) -> None:
+    app = backend.app()
+    seen: list[float] = []
+
+    @app.task
+    def look() -> None:
+        seen.append(sys.getswitchinterval())
+
+    before = sys.getswitchinterval()
+    look.enqueue()
+    app.worker(burst=True, scheduler=False, switch_interval=0.0007).run()
+    assert seen == [0.0007]
+    assert sys.getswitchinterval() == before
+    look.enqueue()
+    app.worker(burst=True, scheduler=False, switch_interval=None).run()
+    assert seen[1] == before
+    with pytest.raises(ValueError, match="switch_interval must be > 0"):
+        app.worker(switch_interval=0)
 
 
 # ---- progress -------------------------------------------------------------------------------
