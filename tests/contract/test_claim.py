@@ -302,6 +302,35 @@ def test_one_finish_batch_mixing_successes_and_other_outcomes(app: duly.App) -> 
     assert [(x.outcome, x.log) for x in app.store.attempts(b.id)] == [("failed", "b failed")]
 
 
+def test_a_batch_of_successes_keeps_each_result_log_progress_and_attempt(app: duly.App) -> None:
+    """The usual batch, every job still held: more jobs than one statement takes (SQLite
+    writes 500 rows a statement), results of any text, logs and progress, each kept; each
+    attempt recorded with the worker and the start of its claim."""
+    n = 1_201
+    app.enqueue_many([duly.Enqueue("t")] * n)
+    jobs = sorted(claim(app, limit=n, worker="w-batch"), key=lambda j: j.id)
+    assert len(jobs) == n
+    special = {
+        jobs[0].id: Finish(jobs[0].id, jobs[0].attempt, Outcome.SUCCEEDED, result_json='"d\u00e9j\u00e0 \u2713"'),
+        jobs[600].id: Finish(jobs[600].id, jobs[600].attempt, Outcome.SUCCEEDED, result_json='["ünï", 2]',
+                             log="line one\nline two", progress_done=5, progress_total=8),  # fmt: skip
+    }
+    batch = [special.get(j.id) or Finish(j.id, j.attempt, Outcome.SUCCEEDED) for j in jobs]
+    assert app.store.finish(batch) == []
+    first, middle, last = (app.store.get_job(jobs[k].id) for k in (0, 600, n - 1))
+    assert first is not None and middle is not None and last is not None
+    assert (first.state, first.result) == (JobState.SUCCEEDED, "déjà ✓")
+    assert (middle.result, middle.progress_done, middle.progress_total) == (["ünï", 2], 5, 8)
+    assert (last.state, last.result) == (JobState.SUCCEEDED, None)
+    for k in (0, 600, n - 1):
+        [attempt] = app.store.attempts(jobs[k].id)
+        assert (attempt.outcome, attempt.worker_id, attempt.started_at) == ("succeeded", "w-batch", jobs[k].started_at)
+        assert attempt.finished_at is not None
+    assert app.store.attempts(jobs[600].id)[0].log == "line one\nline two"
+    [stats] = app.stats(exact=True)
+    assert stats[JobState.SUCCEEDED] == n
+
+
 def test_a_claim_lost_in_a_server_crash_does_not_let_its_holder_end_the_next_attempt(
     backend: Backend, clock: duly.VirtualClock
 ) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +19,8 @@ from duly.core.errors import ConfigurationError, DatabaseUnavailable
 MIN_SQLITE = (3, 35, 0)  # RETURNING
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "afs", "fuse.sshfs", "9p", "glusterfs", "ceph"}
 BUSY_RETRIES = 20
+#: Rows per multi-row statement (see ``SQLiteConnection._execute_rows``).
+ROWS_PER_STATEMENT = 500
 
 
 _NUMBERED = re.compile(r"\?(\d+)")
@@ -156,9 +159,11 @@ class _Shared:
 
 class SQLiteConnection:
     """Mixed into ``SQLiteStore``: its transactions on the shared connection (``_shared``,
-    set by the store's constructor)."""
+    set by the store's constructor), and statements run for many rows at once."""
 
     _shared: _Shared
+    _q: dict[str, str]
+    _rows_sql: dict[tuple[str, int], str]  # a statement with its VALUES row repeated n times
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -197,6 +202,41 @@ class SQLiteConnection:
                     self._conn.rollback()
                     raise
                 time.sleep(min(0.01 * 2**attempt, 0.5))
+
+    def _execute_rows(self, cur: Cursor, name: str, rows: Sequence[Sequence[Any]], before: Sequence[Any] = ()) -> list[Any]:
+        """Run the named statement for many rows at once: its one ``VALUES (...)`` row is
+        repeated for up to ``ROWS_PER_STATEMENT`` rows a statement (the parameters ``before``
+        come first in each). One statement steps the VM once for all its rows, where an
+        executemany of one-row statements steps it once a row: about twice the rate, and a
+        third less for the finish of a batch. Returns what the statements return."""
+        return [row for done in self._each_chunk(cur, name, rows, before) for row in done.fetchall()]
+
+    def _count_rows(self, cur: Cursor, name: str, rows: Sequence[Sequence[Any]], before: Sequence[Any] = ()) -> int:
+        """``_execute_rows`` for a statement that returns nothing: the rows it changed."""
+        return sum(done.rowcount for done in self._each_chunk(cur, name, rows, before))
+
+    def _each_chunk(self, cur: Cursor, name: str, rows: Sequence[Sequence[Any]], before: Sequence[Any]) -> Iterator[sqlite3.Cursor]:
+        if not rows:
+            return
+        limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(ROWS_PER_STATEMENT, (limit - len(before)) // len(rows[0])))
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            yield cur.execute(self._values_sql(name, len(chunk)), [*before, *chain.from_iterable(chunk)])
+
+    def _values_sql(self, name: str, n: int) -> str:
+        """The named statement with its ``VALUES`` row written ``n`` times (cached)."""
+        sql = self._rows_sql.get((name, n))
+        if sql is None:
+            text = self._q[name]
+            if getattr(text, "order", None) is not None:
+                raise ValueError(f"query {name!r}: numbered placeholders cannot be repeated by row")
+            start = text.index("(", text.index("VALUES"))
+            end = text.index(")", start) + 1
+            if "(" in text[start + 1 : end]:
+                raise ValueError(f"query {name!r}: its VALUES row must hold no parentheses")
+            sql = self._rows_sql[name, n] = text[:start] + ",".join([text[start:end]] * n) + text[end:]
+        return sql
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._shared.lock:

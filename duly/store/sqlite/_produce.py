@@ -3,7 +3,6 @@ when keyless), in the store's write transaction or on the caller's connection.""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,8 +13,6 @@ from duly.store.sqlite._rows import SQLiteRows, _delay, _ts
 from duly.store.sqlite.wake import Doorbell
 
 
-_ROWS_PER_INSERT = 500
-
 
 class SQLiteProducer(SQLiteConnection, SQLiteRows):
     """Mixed into ``SQLiteStore`` (which provides the attributes declared here)."""
@@ -23,7 +20,6 @@ class SQLiteProducer(SQLiteConnection, SQLiteRows):
     _q: dict[str, str]
     _now: Callable[[], int]
     doorbell: Doorbell
-    _insert_sql: dict[int, str]  # multi-row INSERT text by row count
 
     def _row_params(self, p: EnqueueParams, now: int) -> tuple[Any, ...]:
         run_at: int | None = now  # the common case: run now, no expiry
@@ -42,23 +38,8 @@ class SQLiteProducer(SQLiteConnection, SQLiteRows):
         )  # fmt: skip
 
     def _insert_plain(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        """Insert keyless rows with multi-row ``VALUES`` statements of up to 500 rows: about
-        twice the rate of an executemany of one-row INSERTs, which steps the VM once a row."""
-        if not rows:
-            return
-        width = len(rows[0])
-        limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        per = max(1, min(_ROWS_PER_INSERT, limit // width))
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            cur.execute(self._insert_rows_sql(len(chunk)), [v for row in chunk for v in row])
-
-    def _insert_rows_sql(self, n: int) -> str:
-        sql = self._insert_sql.get(n)
-        if sql is None:
-            head, sep, values = self._q["insert_plain"].partition("VALUES")
-            sql = self._insert_sql[n] = head + sep + ",".join([values.strip()] * n)
-        return sql
+        """Insert keyless rows, many per statement (``_execute_rows``)."""
+        self._execute_rows(cur, "insert_plain", rows)
 
     def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
         params = self._row_params(p, now)

@@ -100,24 +100,30 @@ WHERE id = ?7 AND attempt = ?8 AND state = 'running'
 RETURNING worker_id, started_at
 
 -- name: finish_succeeded
--- The usual outcome, for a whole batch in one statement: ?1 now, ?2 a JSON array of
--- [id, attempt, result JSON text or null, progress done or null, progress total or null].
+-- The usual outcome, for a whole batch in one statement: ? now (twice), then one VALUES row
+-- per job, (id, attempt, result JSON text or null, progress done or null, progress total or
+-- null); store.py writes the row once per job of the batch (_execute_rows), and derives
+-- finish_succeeded_quiet, the same without RETURNING.
 UPDATE {jobs}
 SET state = 'succeeded',
-    result = done.result,
+    result = done.column3,
     run_by = NULL,
-    progress_done = coalesce(done.progress_done, {jobs}.progress_done),
-    progress_total = CASE WHEN done.progress_done IS NULL THEN {jobs}.progress_total ELSE done.progress_total END,
+    progress_done = coalesce(done.column4, {jobs}.progress_done),
+    progress_total = CASE WHEN done.column4 IS NULL THEN {jobs}.progress_total ELSE done.column5 END,
     lease_expires_at = NULL,
     cancel_requested = 0,
-    finished_at = ?1,
-    updated_at = ?1
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS attempt,
-             json_extract(value, '$[2]') AS result, json_extract(value, '$[3]') AS progress_done,
-             json_extract(value, '$[4]') AS progress_total
-      FROM json_each(?2)) AS done
-WHERE {jobs}.id = done.id AND {jobs}.attempt = done.attempt AND {jobs}.state = 'running'
+    finished_at = ?,
+    updated_at = ?
+FROM (VALUES (?, ?, ?, ?, ?)) AS done
+WHERE {jobs}.id = done.column1 AND {jobs}.attempt = done.column2 AND {jobs}.state = 'running'
 RETURNING {jobs}.id, {jobs}.attempt, {jobs}.worker_id, {jobs}.started_at
+
+-- name: insert_attempts_succeeded
+-- The attempts of a batch finish_succeeded has just ended, every job of it (their worker and
+-- start from the rows): ? finished_at, then one VALUES row (id, attempt, log) per job.
+INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome, log)
+SELECT j.id, j.attempt, j.worker_id, j.started_at, ?, 'succeeded', done.column3
+FROM (VALUES (?, ?, ?)) AS done JOIN {jobs} AS j ON j.id = done.column1 AND j.attempt = done.column2
 
 -- name: insert_attempt_succeeded
 INSERT INTO {attempts} (job_id, attempt, worker_id, started_at, finished_at, outcome, log)

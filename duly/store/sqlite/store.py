@@ -86,11 +86,6 @@ __all__ = [
 ]
 
 
-def _plain_success(item: Finish) -> bool:
-    """A success whose result can travel inside the JSON batch of ``finish_succeeded``."""
-    return item.outcome is Outcome.SUCCEEDED and (item.result_json is None or item.result_json.isascii())
-
-
 # The plumbing (producer, connection, rows) comes before the mixins that declare it as stubs.
 class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, SQLiteAdmin):
     backend = "sqlite"
@@ -128,9 +123,10 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         # executemany takes no statement that returns rows: the batch form of finish is the
         # same update without its RETURNING clause
         raw["finish_many"] = raw["finish"].rsplit("RETURNING", 1)[0]
+        raw["finish_succeeded_quiet"] = raw["finish_succeeded"].rsplit("RETURNING", 1)[0]
         self._q: dict[str, str] = {k: qmark(v.format(**names)) for k, v in raw.items()}
         self.doorbell = Doorbell(path)
-        self._insert_sql = {}
+        self._rows_sql = {}
         if auto_migrate:  # SQLite migrates itself on first use
             self.migrate()
 
@@ -250,7 +246,7 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         ok: list[Finish] = []
         rest: list[Finish] = []
         for i in items:
-            (ok if _plain_success(i) else rest).append(i)
+            (ok if i.outcome is Outcome.SUCCEEDED else rest).append(i)
         stale = self._finish_succeeded(cur, ok, now) if ok else []
         if rest:  # (an exact repeat of an earlier item fails its fence: stale)
             stale += self._finish_others(cur, rest, now)
@@ -258,13 +254,22 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         return stale, bool(rest) and any(plan_finish(i).state is JobState.QUEUED for i in rest)
 
     def _finish_succeeded(self, cur: Any, items: Sequence[Finish], now: int) -> list[Finish]:
-        batch = json.dumps([[i.job_id, i.attempt, i.result_json, i.progress_done, i.progress_total] for i in items])
-        done = cur.execute(self._q["finish_succeeded"], (now, batch)).fetchall()
+        rows = [(i.job_id, i.attempt, i.result_json, i.progress_done, i.progress_total) for i in items]
+        # The usual case, every item still holding its job: two statements that return no
+        # rows. (Each row a statement returns is one more step of the VM, and sqlite3 lets
+        # go of the GIL around every step; while the event loop runs jobs, taking it back
+        # costs up to a switch interval a row.) Otherwise, undone and redone with the rows
+        # returned, to learn which items were stale.
+        cur.execute("SAVEPOINT duly_succeeded")
+        if self._count_rows(cur, "finish_succeeded_quiet", rows, (now, now)) == len(items):
+            self._count_rows(cur, "insert_attempts_succeeded", [(i.job_id, i.attempt, i.log) for i in items], (now,))
+            cur.execute("RELEASE duly_succeeded")
+            return []
+        cur.execute("ROLLBACK TO duly_succeeded")
+        cur.execute("RELEASE duly_succeeded")
+        done = self._execute_rows(cur, "finish_succeeded", rows, (now, now))
         logs = {(i.job_id, i.attempt): i.log for i in items}
-        cur.executemany(
-            self._q["insert_attempt_succeeded"],
-            [(r[0], r[1], r[2], r[3], now, logs[r[0], r[1]]) for r in done],
-        )
+        self._execute_rows(cur, "insert_attempt_succeeded", [(r[0], r[1], r[2], r[3], now, logs[r[0], r[1]]) for r in done])
         if len(done) == len(items):
             return []
         written = {(r[0], r[1]) for r in done}
