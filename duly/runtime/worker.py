@@ -44,6 +44,8 @@ T = TypeVar("T")
 #: are handed back without them (async ones are cancelled at once; sync ones see
 #: ``ctx.cancelled``): short, so the process exits within ``grace`` + 1 s.
 CANCEL_WAIT_SECONDS = 0.25
+#: The thread switch interval ``run()`` sets on SQLite (see ``WorkerConfig.switch_interval``).
+OVERLAP_SWITCH_INTERVAL = 0.0005
 
 
 class AppLike(Protocol):
@@ -86,11 +88,11 @@ class WorkerConfig:
     #: from 0.1 s up to this).
     reconnect_backoff_max: float = 5.0
     #: ``run()`` (the worker owning its process, as ``duly worker`` does) sets Python's
-    #: thread switch interval to this many seconds while it runs (None: leave it). The
-    #: default 5 ms lets the event loop, busy starting a batch of jobs, keep a database
-    #: thread waiting that long to begin the next claim; 0.5 ms lets the two overlap
-    #: (docs/configuration.md, "Worker options").
-    switch_interval: float | None = 0.0005
+    #: thread switch interval to this many seconds while it runs. None: 0.5 ms on SQLite,
+    #: where the next claim overlaps the jobs of the last one (Python's 5 ms lets the event
+    #: loop, busy starting those jobs, keep the database thread waiting that long), and
+    #: Python's own elsewhere (docs/configuration.md, "Worker options").
+    switch_interval: float | None = None
 
 
 class Worker(Housekeeping, Heartbeater, Fetcher):
@@ -468,8 +470,11 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
             await self.run_async()
 
         previous = sys.getswitchinterval()
-        if self.config.switch_interval is not None:
-            sys.setswitchinterval(self.config.switch_interval)
+        interval = self.config.switch_interval
+        if interval is None and self.store.combines_finish_with_claim:
+            interval = OVERLAP_SWITCH_INTERVAL
+        if interval is not None:
+            sys.setswitchinterval(interval)
         try:
             asyncio.run(main())
         finally:

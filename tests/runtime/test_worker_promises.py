@@ -21,6 +21,7 @@ import pytest
 import duly
 from duly.core.model import ClaimParams
 from duly.core.states import JobState, Outcome
+from duly.runtime.worker import OVERLAP_SWITCH_INTERVAL
 from tests.conftest import Backend
 from tests.helpers import EventLog, capture_events, wait_until
 from tests.runtime.test_live_worker import running, state
@@ -283,6 +284,35 @@ def test_a_sqlite_drain_writes_each_batch_of_outcomes_with_a_claim_and_claims_ha
     assert sum(flushed) <= 200, calls
 
 
+def test_an_overlapped_claim_defers_a_full_batch_and_starts_a_partial_one_at_once(backend: Backend) -> None:
+    """The fetcher's overlapped claim (SQLite's): a claim that took all it asked for leaves
+    its jobs to the loop's next turn, after the next claim is sent; one that took fewer (the
+    queue is drained: a job just enqueued, say) starts them before it returns."""
+    app = backend.app()
+
+    @app.task
+    async def quick() -> None:
+        pass
+
+    worker = app.worker(concurrency=100, scheduler=False)
+
+    async def claims() -> tuple[int, int, int, int]:
+        await worker._setup()
+        full = await worker.claim_once(overlap=True)  # 50 of 60 queued: half the slots
+        deferred, started_full = len(worker._unstarted), worker.inflight + worker.processed
+        worker._start_unstarted()
+        partial = await worker.claim_once(overlap=True)  # the 10 left
+        return len(full), deferred, started_full, len(partial) - len(worker._unstarted)
+
+    quick.enqueue_many([()] * 60)
+    try:
+        full, deferred, started_full, started_partial = asyncio.run(claims())
+    finally:
+        worker.close()
+    assert (full, deferred, started_full) == (50, 50, 0)
+    assert started_partial == 10
+
+
 def test_jobs_claimed_just_before_a_stop_run_to_their_end(backend: Backend) -> None:
     """A stop that arrives as a claim returns (when, on SQLite, its jobs start on the loop's
     next turn) does not leave them claimed but never started: they run in the grace and
@@ -314,6 +344,8 @@ def test_jobs_claimed_just_before_a_stop_run_to_their_end(backend: Backend) -> N
 
 
 def test_worker_run_sets_the_switch_interval_while_it_runs_and_restores_it(backend: Backend) -> None:
+    """By default 0.5 ms on SQLite (claims overlap running jobs there) and Python's own on
+    PostgreSQL; a value given is used on both; restored when ``run()`` returns."""
     app = backend.app()
     seen: list[float] = []
 
@@ -322,13 +354,12 @@ def test_worker_run_sets_the_switch_interval_while_it_runs_and_restores_it(backe
         seen.append(sys.getswitchinterval())
 
     before = sys.getswitchinterval()
-    look.enqueue()
-    app.worker(burst=True, scheduler=False, switch_interval=0.0007).run()
-    assert seen == [0.0007]
-    assert sys.getswitchinterval() == before
-    look.enqueue()
-    app.worker(burst=True, scheduler=False, switch_interval=None).run()
-    assert seen[1] == before
+    for interval in (0.0007, None):
+        look.enqueue()
+        app.worker(burst=True, scheduler=False, switch_interval=interval).run()
+        assert sys.getswitchinterval() == before
+    sqlite = app.store.combines_finish_with_claim
+    assert seen == [0.0007, OVERLAP_SWITCH_INTERVAL if sqlite else before]
     with pytest.raises(ValueError, match="switch_interval must be > 0"):
         app.worker(switch_interval=0)
 
