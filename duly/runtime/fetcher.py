@@ -46,7 +46,7 @@ class Fetcher:
     _claiming: asyncio.Future[None] | None
     _flush_lock: asyncio.Lock
     pending: list[Finish]
-    _unstarted: list[Job]
+    _unstarted: list[tuple[Job, float]]  # (job, when its claim was sent)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:  # provided by Worker
         raise NotImplementedError
@@ -122,7 +122,7 @@ class Fetcher:
         if overlap and len(jobs) == free:  # a full batch: more may wait, claim again first
             for job in jobs:  # held now (their slots are taken), started on the next turn
                 self.held[job.id] = (job, JobContext(job, self.worker_id, self.app.clock, sent))
-            self._unstarted.extend(jobs)
+            self._unstarted.extend((job, sent) for job in jobs)
             asyncio.get_running_loop().call_soon(self._start_unstarted)
         else:
             for job in jobs:
@@ -133,8 +133,8 @@ class Fetcher:
         """Start the jobs an overlapped claim took (see ``claim_once``); also called when the
         fetcher stops, so none is left claimed and never started."""
         jobs, self._unstarted = self._unstarted, []
-        for job in jobs:
-            self._launch(job)
+        for job, sent in jobs:
+            self._launch(job, sent)
 
     async def _finish_and_claim(self, params: ClaimParams) -> list[Job]:
         """Claim, writing the pending outcomes in the same transaction (one writer: one

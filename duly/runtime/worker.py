@@ -119,7 +119,7 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         self.per_task: dict[str, int] = {}  # running attempts per task (no zero entries)
         self.waiting: dict[str, deque[Job]] = {}
         self.ready: deque[Job] = deque()  # prefetched, waiting for a free slot
-        self._unstarted: list[Job] = []  # claimed by an overlapped claim, started next turn
+        self._unstarted: list[tuple[Job, float]] = []  # an overlapped claim's, started next turn
         self._run_cap = self.config.concurrency
         self.pending: list[Finish] = []
         self._requeued = False  # ``pending`` holds an outcome that may leave its job waiting
