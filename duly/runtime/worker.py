@@ -326,7 +326,7 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
                 # flush of its own: two transactions where one does).
                 await asyncio.sleep(0)
                 while self.pending and self._claiming is not None:
-                    await asyncio.wait([self._claiming])
+                    await asyncio.wait([self._claiming])  # (not awaited: a cancel stays ours)
                     await asyncio.sleep(0)
                 if not self.pending:
                     continue

@@ -260,13 +260,14 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         # go of the GIL around every step; while the event loop runs jobs, taking it back
         # costs up to a switch interval a row.) Otherwise, undone and redone with the rows
         # returned, to learn which items were stale.
-        cur.execute("SAVEPOINT duly_succeeded")
-        if self._count_rows(cur, "finish_succeeded_quiet", rows, (now, now)) == len(items):
+        def every_job_held() -> bool:
+            if self._count_rows(cur, "finish_succeeded_quiet", rows, (now, now)) != len(items):
+                return False
             self._count_rows(cur, "insert_attempts_succeeded", [(i.job_id, i.attempt, i.log) for i in items], (now,))
-            cur.execute("RELEASE duly_succeeded")
+            return True
+
+        if _kept_if(cur, every_job_held):
             return []
-        cur.execute("ROLLBACK TO duly_succeeded")
-        cur.execute("RELEASE duly_succeeded")
         done = self._execute_rows(cur, "finish_succeeded", rows, (now, now))
         logs = {(i.job_id, i.attempt): i.log for i in items}
         self._execute_rows(cur, "insert_attempt_succeeded", [(r[0], r[1], r[2], r[3], now, logs[r[0], r[1]]) for r in done])
@@ -286,14 +287,14 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         rows = [self._finish_params(item, now) for item in items]
         # One executemany; when every item still held its job (the usual case) the attempts
         # follow in one more. Otherwise redo item by item to learn which were stale.
-        cur.execute("SAVEPOINT duly_finish")
-        cur.executemany(self._q["finish_many"], rows)
-        if cur.rowcount == len(items):
+        def every_job_held() -> bool:
+            if cur.executemany(self._q["finish_many"], rows).rowcount != len(items):
+                return False
             cur.executemany(self._q["insert_attempt_from_job"], [self._attempt_params(i, now) for i in items])
-            cur.execute("RELEASE duly_finish")
+            return True
+
+        if _kept_if(cur, every_job_held):
             return []
-        cur.execute("ROLLBACK TO duly_finish")
-        cur.execute("RELEASE duly_finish")
         return self._finish_one_by_one(cur, items, rows, now)
 
     def _finish_params(self, item: Finish, now: int) -> tuple[Any, ...]:
@@ -492,6 +493,17 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
             self._closed = True
             self.doorbell.close()
             self._shared.release()
+
+
+def _kept_if(cur: Any, write: Callable[[], bool]) -> bool:
+    """Run ``write`` under a savepoint: keep what it wrote if it returns True, undo it if
+    it returns False (a batch written whole in the usual case, redone in detail otherwise)."""
+    cur.execute("SAVEPOINT duly_batch")
+    kept = write()
+    cur.execute("RELEASE duly_batch" if kept else "ROLLBACK TO duly_batch")
+    if not kept:
+        cur.execute("RELEASE duly_batch")
+    return kept
 
 
 def _split_statements(text: str) -> list[str]:
