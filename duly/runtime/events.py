@@ -27,6 +27,7 @@ LEVELS = {
     "job.stale": logging.WARNING,
     "job.rescue": logging.WARNING,
     "worker.poll": logging.DEBUG,
+    "worker.idle": logging.DEBUG,  # waiting, a claim of `free` slots ready for a wake-up
     "worker.start": logging.INFO,
     "worker.stopping": logging.INFO,
     "worker.stop": logging.INFO,

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 from duly._faults import crash_point
 from duly.core import defaults
 from duly.core.clock import Clock
-from duly.core.model import Finish, Held, Job
+from duly.core.model import ClaimParams, Finish, Held, Job
 from duly.core.states import Outcome
 from duly.runtime import events
 from duly.runtime.context import JobContext, install_capture, uninstall_capture
@@ -134,6 +135,11 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         #: Done when the claim in flight returns (None: no claim in flight); see _completer.
         self._claiming: asyncio.Future[None] | None = None
         self._flush_lock = asyncio.Lock()
+        #: A claim left ready for the store's listening thread while the fetcher idles.
+        self._armed: tuple[ClaimParams, asyncio.Future[None]] | None = None
+        self._armed_done: asyncio.Future[None] | None = None
+        self._idling = False
+        self._arm_lock = threading.Lock()
         self._beat_backoff: float | None = None  # pause before retrying a failed heartbeat
         self._signals = 0
         #: Jobs whose sync handlers ignored the shutdown request and still run in their
@@ -401,7 +407,7 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
         pid = PidFile(self.config.pid_file) if self.config.pid_file else None
         if pid is not None:
             pid.acquire()
-        unsubscribe = self.store.subscribe(lambda _q: self.wake())
+        unsubscribe = self.store.subscribe(self._ring)
         subscribe_clock = getattr(self.app.clock, "subscribe", None)
         if subscribe_clock is not None:
             subscribe_clock(self.wake)

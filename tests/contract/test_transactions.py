@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -110,3 +111,53 @@ def test_task_options_take_the_conn(backend: Backend) -> None:
         receipt.options(conn=conn).enqueue(7)
         conn.rollback()
     assert app.jobs() == []
+
+
+def test_wake_up_callbacks_run_on_the_stores_thread_and_may_use_the_store(backend: Backend) -> None:
+    """``subscribe``'s callback never runs in the thread that enqueued (on SQLite that
+    thread may still hold its transaction open): it runs on a thread of the store's, and
+    may call the store there; a worker claims from it."""
+    app = backend.app()
+    seen: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    def callback(_queue: str) -> None:
+        seen.append((threading.current_thread().name, len(app.jobs())))
+        done.set()
+
+    unsubscribe = app.store.subscribe(callback)
+    try:
+        with raw_connection(backend) as conn:
+            app.enqueue("send_receipt", args=[1], conn=conn)
+            conn.commit()
+        assert done.wait(10), "no wake-up arrived"
+        done.clear()
+        app.enqueue("send_receipt", args=[2])
+        assert done.wait(10), "no wake-up arrived"
+    finally:
+        unsubscribe()
+    me = threading.current_thread().name
+    assert seen and all(name != me for name, _ in seen), seen
+    assert max(n for _, n in seen) == 2
+
+
+def test_a_doorbell_without_sockets_rings_its_listeners_on_their_own_threads() -> None:
+    """SQLite's ":memory:" database has no socket folder: its listeners are rung in process,
+    still each on a thread of its own; a stopped one is never called again."""
+    from duly.store.sqlite.wake import Doorbell
+
+    bell = Doorbell(":memory:")
+    seen: list[str] = []
+    rung = threading.Event()
+
+    def callback(_queue: str) -> None:
+        seen.append(threading.current_thread().name)
+        rung.set()
+
+    stop = bell.listen(callback)
+    bell.ring()
+    assert rung.wait(10), "no ring arrived"
+    stop()
+    bell.ring()
+    bell.close()
+    assert seen == ["duly-doorbell"]

@@ -469,7 +469,7 @@ def test_a_second_signal_to_the_supervisor_kills_its_children_at_once(
 # ---- 6. wake-up ---------------------------------------------------------------------------
 
 
-_IDLE_POLL = re.compile(r"worker\.poll\s+claimed=0")
+_IDLE = re.compile(r"worker\.idle\s+free=")
 
 
 def test_an_idle_worker_wakes_up_for_a_job_enqueued_elsewhere(
@@ -479,9 +479,9 @@ def test_an_idle_worker_wakes_up_for_a_job_enqueued_elsewhere(
     w = workers.start("--poll-interval", str(poll), "--log-level", "DEBUG")
     latencies: list[float] = []
     for round_ in range(3):
-        # the worker has polled and found nothing (round_ + 1 times): it now sleeps for `poll`
-        def idle(polls: int = round_ + 1) -> bool:
-            return len(_IDLE_POLL.findall(w.log())) >= polls
+        # the worker has gone idle (round_ + 1 times): it now sleeps for `poll`
+        def idle(times: int = round_ + 1) -> bool:
+            return len(_IDLE.findall(w.log())) >= times
 
         wait_until(idle, timeout=20, what="an idle poll")
         t0 = time.monotonic()

@@ -313,6 +313,76 @@ def test_an_overlapped_claim_defers_a_full_batch_and_starts_a_partial_one_at_onc
     assert started_partial == 10
 
 
+def _claims_by_thread(claims: list[tuple[str, int]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def claim(params: ClaimParams) -> Any:
+            jobs = original(params)
+            claims.append((threading.current_thread().name, len(jobs)))
+            return jobs
+
+        return claim
+
+    return make
+
+
+def test_an_idle_worker_claims_on_the_stores_listening_thread(backend: Backend) -> None:
+    """A job enqueued at an idle worker is claimed by the thread that hears the wake-up
+    (PostgreSQL's listener, SQLite's doorbell), not handed to the loop and then to the
+    database thread first; a busy worker's claims stay on the database thread."""
+    app = backend.app()
+
+    @app.task
+    async def quick(n: int) -> int:
+        return n
+
+    claims: list[tuple[str, int]] = []
+    with wrapped(app.store, "claim", _claims_by_thread(claims)), running(app, poll_interval=30) as worker:
+        wait_until(lambda: worker._armed is not None, timeout=10, what="the worker to idle")
+        before = len(claims)
+        for n in range(3):
+            job = quick.enqueue(n)
+            wait_until(lambda: state(app, job.id) is JobState.SUCCEEDED, timeout=10, what="the job")
+            wait_until(lambda: worker._armed is not None, timeout=10, what="the worker to idle again")
+    listening = {"postgres": "duly-pg-listen", "sqlite": "duly-doorbell"}[backend.name]
+    # each job one claim, on the listening thread; none that finds nothing after it
+    assert claims[before:] == [(listening, 1)] * 3, claims
+
+
+def test_a_stop_during_a_listening_threads_claim_runs_its_jobs_to_their_end(backend: Backend) -> None:
+    """A stop that lands while the listening thread's claim is in the database waits for
+    its jobs: they start, run in the grace and succeed; none is left claimed and unstarted."""
+    app = backend.app()
+
+    @app.task
+    async def quick(n: int) -> int:
+        return n
+
+    worker = app.worker(concurrency=10, scheduler=False, poll_interval=30)
+
+    def stopping(original: Callable[..., Any]) -> Callable[..., Any]:
+        def claim(params: ClaimParams) -> Any:
+            if threading.current_thread().name.startswith("duly-db"):
+                return original(params)
+            worker.stop()  # lands on the loop before this claim's jobs do
+            return original(params)
+
+        return claim
+
+    thread = threading.Thread(target=lambda: asyncio.run(worker.run_async()), daemon=True)
+    with wrapped(app.store, "claim", stopping):
+        thread.start()
+        wait_until(lambda: worker._armed is not None, timeout=10, what="the worker to idle")
+        ids = quick.enqueue_many([(n,) for n in range(5)])
+        thread.join(timeout=10)
+        stopped_by_the_claim = not thread.is_alive()
+        worker.stop()
+        thread.join(timeout=10)
+    assert stopped_by_the_claim, "no claim on the listening thread stopped the worker"
+    for i in ids:
+        assert [a.outcome for a in app.attempts(i)] == [Outcome.SUCCEEDED], i
+    assert worker.processed == 5
+
+
 def test_jobs_claimed_just_before_a_stop_run_to_their_end(backend: Backend) -> None:
     """A stop that arrives as a claim returns (when, on SQLite, its jobs start on the loop's
     next turn) does not leave them claimed but never started: they run in the grace and

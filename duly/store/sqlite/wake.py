@@ -1,8 +1,10 @@
 """A cross-process doorbell for one SQLite file.
 
 Each listening process binds a Unix datagram socket in a folder derived from the database's
-absolute path; an enqueue sends one byte to every socket there. A ring is a hint: listeners
-still poll, so a lost ring only delays a job until the next poll.
+absolute path; an enqueue sends one byte to every socket there, this process's own
+included. A ring is a hint: listeners still poll, so a lost ring only delays a job until the
+next poll. A listener's callback always runs on that listener's thread, never in the thread
+that rang (which may be inside a transaction of its own): a worker claims from there.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ class Doorbell:
         self._sender: socket.socket | None = None
         self._lock = threading.Lock()
         self._listeners: list[tuple[socket.socket, str, threading.Thread]] = []
-        self._local: list[Callable[[str], None]] = []
+        self._local: list[_LocalListener] = []  # without sockets (":memory:", no AF_UNIX)
 
     def ring(self) -> None:
-        for cb in list(self._local):
-            cb("*")
         if not self.enabled:
+            for listener in list(self._local):
+                listener.bell.set()
             return
         try:
             names = os.listdir(self.folder)
@@ -43,11 +45,8 @@ class Doorbell:
             if self._sender is None:
                 self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._sender.setblocking(False)
-            own = {path for _, path, _ in self._listeners}
             for name in names:
                 path = os.path.join(self.folder, name)
-                if path in own:
-                    continue
                 try:
                     self._sender.sendto(b"!", path)
                 except BlockingIOError:
@@ -59,10 +58,10 @@ class Doorbell:
                     pass
 
     def listen(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Call ``callback("*")`` on each ring from any process (and from this one)."""
-        self._local.append(callback)
+        """Call ``callback("*")``, on a thread of this listener's, on each ring from any
+        process (this one included); rings that arrive while it runs may be merged."""
         if not self.enabled:
-            return lambda: self._drop_local(callback)
+            return self._listen_locally(callback)
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         path = os.path.join(self.folder, f"{os.getpid()}-{os.urandom(4).hex()}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -74,6 +73,13 @@ class Doorbell:
                     data = sock.recv(64)
                 except OSError:
                     return
+                while data == b"!":  # merge the rings already queued into this one
+                    try:
+                        data = sock.recv(64, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        return
                 if not data or data == b"stop":
                     return
                 callback("*")
@@ -85,7 +91,6 @@ class Doorbell:
             self._listeners.append(entry)
 
         def stop() -> None:
-            self._drop_local(callback)
             with self._lock:
                 if entry not in self._listeners:
                     return
@@ -94,19 +99,57 @@ class Doorbell:
 
         return stop
 
-    def _drop_local(self, callback: Callable[[str], None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._local.remove(callback)
+    def _listen_locally(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        local = _LocalListener(callback)
+        with self._lock:
+            self._local.append(local)
+
+        def stop() -> None:
+            with self._lock:
+                if local not in self._local:
+                    return
+                self._local.remove(local)
+            local.stop()
+
+        return stop
 
     def close(self) -> None:
         with self._lock:
             entries = list(self._listeners)
             self._listeners.clear()
+            local, self._local = self._local, []
             if self._sender is not None:
                 self._sender.close()
                 self._sender = None
+        for listener in local:
+            listener.stop()
         for sock, path, thread in entries:
             _stop_listener(sock, path, thread)
+
+
+class _LocalListener:
+    """A listener without a socket: a thread that waits on an Event which a ring sets."""
+
+    def __init__(self, callback: Callable[[str], None]) -> None:
+        self.bell = threading.Event()
+        self._stopped = False
+        self._callback = callback
+        self._thread = threading.Thread(target=self._pump, name="duly-doorbell", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            self.bell.wait()
+            self.bell.clear()
+            if self._stopped:
+                return
+            self._callback("*")
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.bell.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
 
 
 def _stop_listener(sock: socket.socket, path: str, thread: threading.Thread) -> None:
