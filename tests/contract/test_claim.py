@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -314,6 +315,9 @@ def test_a_batch_of_successes_keeps_each_result_log_progress_and_attempt(app: du
         jobs[0].id: Finish(jobs[0].id, jobs[0].attempt, Outcome.SUCCEEDED, result_json='"d\u00e9j\u00e0 \u2713"'),
         jobs[600].id: Finish(jobs[600].id, jobs[600].attempt, Outcome.SUCCEEDED, result_json='["ünï", 2]',
                              log="line one\nline two", progress_done=5, progress_total=8),  # fmt: skip
+        jobs[300].id: Finish(jobs[300].id, jobs[300].attempt, Outcome.SUCCEEDED,
+                             result_json=json.dumps({"q": 'a "quoted" \\ back, {brace} [x]', "n": None}),
+                             log='say "hi", {x} \\ [y]\t'),  # fmt: skip
     }
     batch = [special.get(j.id) or Finish(j.id, j.attempt, Outcome.SUCCEEDED) for j in jobs]
     assert app.store.finish(batch) == []
@@ -327,6 +331,8 @@ def test_a_batch_of_successes_keeps_each_result_log_progress_and_attempt(app: du
         assert (attempt.outcome, attempt.worker_id, attempt.started_at) == ("succeeded", "w-batch", jobs[k].started_at)
         assert attempt.finished_at is not None
     assert app.store.attempts(jobs[600].id)[0].log == "line one\nline two"
+    assert app.store.get_job(jobs[300].id).result == {"q": 'a "quoted" \\ back, {brace} [x]', "n": None}
+    assert app.store.attempts(jobs[300].id)[0].log == 'say "hi", {x} \\ [y]\t'
     [stats] = app.stats(exact=True)
     assert stats[JobState.SUCCEEDED] == n
 

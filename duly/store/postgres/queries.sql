@@ -295,11 +295,18 @@ SELECT a.job_id, a.attempt, n.sent FROM a, n
 WITH t AS (
     SELECT coalesce(%(now)s::timestamptz, now()) AS now
 ), v AS (
-    SELECT v.*, t.now AS f_now
-    FROM t, unnest(%(ids)s::bigint[], %(attempts)s::integer[], %(results)s::text[],
-                   %(logs)s::text[], %(progress_done)s::bigint[], %(progress_total)s::bigint[],
-                   %(started)s::timestamptz[])
-         AS v(f_id, f_attempt, f_result, f_log, f_progress_done, f_progress_total, f_started)
+    -- Each column comes as one text (ids and attempts an array, the rest a JSON array):
+    -- the driver would dump lists element by element in Python.
+    SELECT v.f_id, v.f_attempt, v.f_result, v.f_log, v.f_progress_done::bigint AS f_progress_done,
+           v.f_progress_total::bigint AS f_progress_total,
+           v.f_started::timestamptz AS f_started, t.now AS f_now
+    FROM t, ROWS FROM (
+        unnest(%(ids)s::bigint[]), unnest(%(attempts)s::integer[]),
+        json_array_elements_text(%(results)s::json), json_array_elements_text(%(logs)s::json),
+        json_array_elements_text(%(progress_done)s::json),
+        json_array_elements_text(%(progress_total)s::json),
+        json_array_elements_text(%(started)s::json)
+    ) AS v(f_id, f_attempt, f_result, f_log, f_progress_done, f_progress_total, f_started)
 ), l AS (
     SELECT v.*, j.id AS lock_id,
            (j.state = 'running' AND j.attempt = v.f_attempt
