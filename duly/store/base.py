@@ -135,7 +135,9 @@ class Store(AdminStore, Protocol):
 
     # -- wake-ups ----------------------------------------------------------------------
     def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Call ``callback(queue)`` when a job becomes due by an enqueue elsewhere; returns
-        an unsubscribe function. A hint only: correctness never depends on it."""
+        """Call ``callback(queue)`` when a job becomes due by an enqueue (in any process);
+        returns an unsubscribe function. A hint only: correctness never depends on it. The
+        callback runs on a thread of the store's, never in the thread that enqueued (which
+        may hold a transaction open), so it may call the store: a worker claims from it."""
 
     def close(self) -> None: ...

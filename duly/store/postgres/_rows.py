@@ -128,16 +128,13 @@ def succeeded_arrays(items: Sequence[Finish]) -> dict[str, str]:
     """The parameters of the ``finish_succeeded`` query (plain successes), each one text
     (``int_array``, ``json_array``): the driver dumps a list element by element in Python,
     9.5 µs a success for these columns against 0.6 µs as texts (a loop of 1,000, measured)."""
-    logs = [i.log for i in items]
-    done = [i.progress_done for i in items]
-    total = [i.progress_total for i in items]
     return {
         "ids": int_array([i.job_id for i in items]),
         "attempts": int_array([i.attempt for i in items]),
         "results": json_array([i.result_json for i in items]),
-        "logs": json_array(logs),
-        "progress_done": json_array(done),
-        "progress_total": json_array(total),
+        "logs": json_array([i.log for i in items]),
+        "progress_done": json_array([i.progress_done for i in items]),
+        "progress_total": json_array([i.progress_total for i in items]),
         "started": json_array(_iso([i.started_at for i in items])),
     }
 
