@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
+from typing import Any
 
 
 def _folder(db_path: str) -> str:
@@ -86,30 +87,24 @@ class Doorbell:
 
         thread = threading.Thread(target=pump, name="duly-doorbell", daemon=True)
         thread.start()
-        entry = (sock, path, thread)
-        with self._lock:
-            self._listeners.append(entry)
-
-        def stop() -> None:
-            with self._lock:
-                if entry not in self._listeners:
-                    return
-                self._listeners.remove(entry)
-            _stop_listener(sock, path, thread)
-
-        return stop
+        return self._registered(self._listeners, (sock, path, thread), lambda: _stop_listener(sock, path, thread))
 
     def _listen_locally(self, callback: Callable[[str], None]) -> Callable[[], None]:
         local = _LocalListener(callback)
+        return self._registered(self._local, local, local.stop)
+
+    def _registered(self, registry: list[Any], entry: Any, end: Callable[[], None]) -> Callable[[], None]:
+        """Add ``entry`` to ``registry``; the returned function removes it and calls ``end``,
+        once (``close`` may have taken it first)."""
         with self._lock:
-            self._local.append(local)
+            registry.append(entry)
 
         def stop() -> None:
             with self._lock:
-                if local not in self._local:
+                if entry not in registry:
                     return
-                self._local.remove(local)
-            local.stop()
+                registry.remove(entry)
+            end()
 
         return stop
 
