@@ -284,6 +284,29 @@ def test_bulk_enqueue_ids_match_their_own_rows_across_statement_chunks(app: duly
         assert (job.expires_at is not None) == (i % 11 == 0), i
 
 
+def test_bulk_enqueue_keeps_values_shared_by_one_statements_rows_but_not_the_next(app: duly.App) -> None:
+    # SQLite binds a value once for a statement's 500 rows when all of them share it: runs of
+    # items alike (every option shared, then only the args differing, then only the priority),
+    # each run straddling a statement's edge, must each keep their own values.
+    runs = [
+        (700, lambda i: duly.Enqueue("bulk.same", queue="qa", priority=2)),
+        (450, lambda i: duly.Enqueue("bulk.args", args=[i], queue="qb")),
+        (350, lambda i: duly.Enqueue("bulk.prio", queue="qa", priority=i % 3 - 1, run_in=60, max_attempts=2)),
+        (1, lambda i: duly.Enqueue("bulk.one", kwargs={"x": "y"}, expires_in=600)),
+    ]
+    items = [make(i) for n, make in runs for i in range(n)]
+    ids = app.enqueue_many(items)
+    assert len(ids) == len(items) and ids == sorted(ids)
+    expected = [(it.task, list(it.args), dict(it.kwargs), it.queue or "default", it.priority or 0,
+                 it.max_attempts or 5, it.run_in is not None, it.expires_in is not None) for it in items]  # fmt: skip
+    stored = []
+    for job_id in ids:
+        job = app.get_job(job_id)
+        stored.append((job.task, job.args, job.kwargs, job.queue, job.priority, job.max_attempts,
+                       job.run_at > job.created_at, job.expires_at is not None))  # fmt: skip
+    assert stored == expected
+
+
 def test_bulk_enqueue_validates_everything_before_writing(app: duly.App) -> None:
     items = [duly.Enqueue("t", args=[i]) for i in range(100)] + [duly.Enqueue("t", args=[{1}])]
     with pytest.raises(duly.InvalidArguments, match="argument 0 is a set"):
