@@ -12,6 +12,7 @@ The fetcher and the heartbeater are mixins of their own modules (``fetcher``,
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -47,6 +48,9 @@ T = TypeVar("T")
 CANCEL_WAIT_SECONDS = 0.25
 #: The thread switch interval ``run()`` sets on SQLite (see ``WorkerConfig.switch_interval``).
 OVERLAP_SWITCH_INTERVAL = 0.0005
+#: The youngest generation's threshold ``run()`` gives the garbage collector (see
+#: ``WorkerConfig.gc_threshold``); Python's is 700.
+GC_THRESHOLD = 50_000
 
 
 class AppLike(Protocol):
@@ -94,6 +98,13 @@ class WorkerConfig:
     #: loop, busy starting those jobs, keep the database thread waiting that long), and
     #: Python's own elsewhere (docs/configuration.md, "Worker options").
     switch_interval: float | None = None
+    #: ``run()`` sets the cyclic garbage collector's threshold for its youngest generation to
+    #: this many (tracked allocations less deallocations) while it runs; None leaves Python's
+    #: 700. The objects of the jobs in flight (job, context, task, outcome...) are alive, so
+    #: with hundreds in flight their count alone keeps crossing 700: the collector ran every
+    #: 85 jobs of a SQLite drain, holding the GIL for 13-16 % of it, and found nothing to free
+    #: (docs/configuration.md, "Worker options").
+    gc_threshold: int | None = GC_THRESHOLD
 
 
 class Worker(Housekeeping, Heartbeater, Fetcher):
@@ -105,6 +116,9 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
             raise ValueError(f"concurrency must be >= 1, got {c.concurrency}")
         if c.switch_interval is not None and not c.switch_interval > 0:
             raise ValueError(f"switch_interval must be > 0 seconds (or None), got {c.switch_interval}")
+        if c.gc_threshold is not None and (isinstance(c.gc_threshold, bool) or not isinstance(c.gc_threshold, int)
+                                           or c.gc_threshold < 1):  # fmt: skip
+            raise ValueError(f"gc_threshold must be a whole number >= 1 (or None), got {c.gc_threshold!r}")
         self.worker_id = c.worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
         self.store = app.store
         self.pool = ThreadPoolExecutor(max_workers=c.concurrency + 16, thread_name_prefix="duly-job")
@@ -467,8 +481,9 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
 
     def run(self) -> None:
         """Blocking entry point with signal handling: the first SIGTERM/SIGINT stops
-        gracefully, a second one exits at once. Sets the switch interval while it runs
-        (``WorkerConfig.switch_interval``)."""
+        gracefully, a second one exits at once. Sets the switch interval and the garbage
+        collector's threshold while it runs (``WorkerConfig.switch_interval``,
+        ``WorkerConfig.gc_threshold``), and restores both when it returns."""
         async def main() -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -476,15 +491,19 @@ class Worker(Housekeeping, Heartbeater, Fetcher):
             await self.run_async()
 
         previous = sys.getswitchinterval()
+        thresholds = gc.get_threshold()
         interval = self.config.switch_interval
         if interval is None and self.store.combines_finish_with_claim:
             interval = OVERLAP_SWITCH_INTERVAL
         if interval is not None:
             sys.setswitchinterval(interval)
+        if self.config.gc_threshold is not None:
+            gc.set_threshold(self.config.gc_threshold, *thresholds[1:])
         try:
             asyncio.run(main())
         finally:
             sys.setswitchinterval(previous)
+            gc.set_threshold(*thresholds)
 
     def _on_signal(self) -> None:
         self._signals += 1

@@ -9,6 +9,7 @@ instance (``app.store.heartbeat = ...``): the call raises, or hangs until the te
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ import pytest
 import duly
 from duly.core.model import ClaimParams
 from duly.core.states import JobState, Outcome
-from duly.runtime.worker import OVERLAP_SWITCH_INTERVAL
+from duly.runtime.worker import GC_THRESHOLD, OVERLAP_SWITCH_INTERVAL
 from tests.conftest import Backend
 from tests.helpers import EventLog, capture_events, wait_until
 from tests.runtime.test_live_worker import running, state
@@ -432,6 +433,31 @@ def test_worker_run_sets_the_switch_interval_while_it_runs_and_restores_it(backe
     assert seen == [0.0007, OVERLAP_SWITCH_INTERVAL if sqlite else before]
     with pytest.raises(ValueError, match="switch_interval must be > 0"):
         app.worker(switch_interval=0)
+
+
+def test_worker_run_raises_the_collectors_threshold_while_it_runs_and_restores_it(backend: Backend) -> None:
+    """``run()`` owns its process: its jobs see the youngest generation's threshold at
+    ``gc_threshold`` (by default GC_THRESHOLD, far above Python's 700, which the objects of
+    the jobs in flight crossed every few dozen jobs), the older generations' untouched; None
+    keeps the process's own; restored when ``run()`` returns."""
+    app = backend.app()
+    seen: list[tuple[int, ...]] = []
+
+    @app.task
+    def look() -> None:
+        seen.append(gc.get_threshold())
+
+    before = gc.get_threshold()
+    assert before[0] < GC_THRESHOLD
+    for threshold in ("default", 12_345, None):
+        look.enqueue()
+        config = {} if threshold == "default" else {"gc_threshold": threshold}
+        app.worker(burst=True, scheduler=False, **config).run()
+        assert gc.get_threshold() == before
+    assert seen == [(GC_THRESHOLD, *before[1:]), (12_345, *before[1:]), before]
+    for bad in (0, -5, 1.5, True, "100"):
+        with pytest.raises(ValueError, match="gc_threshold must be a whole number"):
+            app.worker(gc_threshold=bad)
 
 
 # ---- progress -------------------------------------------------------------------------------
