@@ -186,28 +186,22 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         return stale, self._claimed_jobs(rows, params, now)
 
     def _claim_rows(self, cur: Any, params: ClaimParams, now: int) -> list[Any]:
-        rows: list[Any]
+        """Read the jobs to claim and mark them claimed (two statements: queries.sql, at
+        claimable_any), in the caller's write transaction; their rows in the claim order."""
+        tasks, queues = json.dumps(list(params.exclude_tasks)), json.dumps(list(params.exclude_queues))
         if params.queues is None:
-            rows = cur.execute(
-                self._q["claim_any"],
-                (
-                    params.worker_id, now, now, now, now, now, json.dumps(list(params.exclude_tasks)),
-                    json.dumps(list(params.exclude_queues)), params.limit,
-                ),  # fmt: skip
-            ).fetchall()
-            return rows
-        rows = cur.execute(
-            self._q["claim_queues"],
-            (
-                params.worker_id, now, now, now, now, now, json.dumps(list(params.queues)),
-                json.dumps(list(params.exclude_tasks)), json.dumps(list(params.exclude_queues)),
-                params.limit,
-            ),  # fmt: skip
-        ).fetchall()
+            read = (self._q["claimable_any"], (now, now, tasks, queues, params.limit))
+        else:
+            read = (self._q["claimable_queues"], (now, now, json.dumps(list(params.queues)), tasks, queues, params.limit))
+        rows: list[Any] = cur.execute(*read).fetchall()
+        if rows:
+            ids = json.dumps([r[0] for r in rows])
+            marked = cur.execute(self._q["mark_claimed"], (params.worker_id, now, now, now, ids)).rowcount
+            if marked != len(rows):  # cannot happen under the write lock; never hand out an unmarked job
+                raise RuntimeError(f"claim marked {marked} of the {len(rows)} jobs it read")
         return rows
 
     def _claimed_jobs(self, rows: list[Any], params: ClaimParams, now: int) -> list[Job]:
-        rows.sort(key=lambda r: (-r[5], r[6], r[0]))  # RETURNING has no order: the claim order
         times: dict[int, datetime] = {}
         started = EPOCH + timedelta(microseconds=now)
         return [self._claimed(r, params.worker_id, now, started, times) for r in rows]
