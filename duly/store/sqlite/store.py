@@ -189,11 +189,12 @@ class SQLiteStore(SQLiteProducer, SQLiteConnection, SQLiteRows, SQLiteTriggers, 
         """Read the jobs to claim and mark them claimed (two statements: queries.sql, at
         claimable_any), in the caller's write transaction; their rows in the claim order."""
         tasks, queues = json.dumps(list(params.exclude_tasks)), json.dumps(list(params.exclude_queues))
+        args: tuple[Any, ...]
         if params.queues is None:
-            read = (self._q["claimable_any"], (now, now, tasks, queues, params.limit))
+            query, args = self._q["claimable_any"], (now, now, tasks, queues, params.limit)
         else:
-            read = (self._q["claimable_queues"], (now, now, json.dumps(list(params.queues)), tasks, queues, params.limit))
-        rows: list[Any] = cur.execute(*read).fetchall()
+            query, args = self._q["claimable_queues"], (now, now, json.dumps(list(params.queues)), tasks, queues, params.limit)
+        rows: list[Any] = cur.execute(query, args).fetchall()
         if rows:
             ids = json.dumps([r[0] for r in rows])
             marked = cur.execute(self._q["mark_claimed"], (params.worker_id, now, now, now, ids)).rowcount
