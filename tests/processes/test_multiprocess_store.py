@@ -478,3 +478,65 @@ def test_a_lease_taken_over_by_another_process_fences_the_old_holder_out_1000_of
     # B, the holder, still finishes every job
     assert app.store.finish([Finish(j.id, j.attempt, Outcome.SUCCEEDED) for j in b_left]) == []
     assert _count(app, JobState.SUCCEEDED) == FENCING_TRIALS
+
+
+# ---- SQLite: writers' turns -------------------------------------------------------------
+
+_TRY_TURN = """
+import fcntl, os, sys
+from duly.store.sqlite.wake import writer_lock_path
+fd = os.open(writer_lock_path(sys.argv[1]), os.O_RDWR)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    print("taken")
+else:
+    print("free")
+"""
+
+
+def _turn_seen_from_another_process(db_path: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _TRY_TURN, db_path], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_sqlite_writes_hold_the_writer_turn_other_processes_wait_on(backend: Backend) -> None:
+    """duly's processes take turns at writing one SQLite file through a ``flock`` (woken as
+    its holder lets go, where SQLite's busy handler sleeps in growing steps): held from
+    ``BEGIN IMMEDIATE`` to the commit or the rollback, given back after;
+    and a ring of the doorbell, which unlinks what it cannot ring, leaves its file alone."""
+    if backend.name != "sqlite":
+        pytest.skip("SQLite's writers")
+    import os
+
+    from duly.store.sqlite.wake import writer_lock_path
+
+    app = _created_schema(backend)
+    store = app.store
+    try:
+        assert _turn_seen_from_another_process(store.path) == "free"
+        with store._write() as cur:
+            cur.execute("SELECT 1")
+            assert _turn_seen_from_another_process(store.path) == "taken"
+        assert _turn_seen_from_another_process(store.path) == "free"
+        with pytest.raises(RuntimeError, match="rolled back"):
+            with store._write():
+                raise RuntimeError("rolled back")
+        assert _turn_seen_from_another_process(store.path) == "free"
+
+        lock = writer_lock_path(store.path)
+        held = os.fstat(store._shared.turns._fd).st_ino
+        stop = store.subscribe(lambda _queue: None)  # a listener's socket, so rings go out
+        try:
+            app.enqueue("turns.t")
+            store.doorbell.ring()
+        finally:
+            stop()
+        assert os.stat(lock).st_ino == held, "the writer lock was replaced"
+        assert _turn_seen_from_another_process(store.path) == "free"
+    finally:
+        app.close()

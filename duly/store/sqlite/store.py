@@ -6,7 +6,9 @@ process; a power loss may lose the last transactions, never corrupt the file; pa
 ``?synchronous=full`` to survive power loss too); a busy timeout of 10 s plus a bounded
 retry of ``BEGIN IMMEDIATE``; every write transaction starts with ``BEGIN IMMEDIATE`` so
 no transaction upgrades from reader to writer halfway; one connection per database file
-per process, shared by its threads under a lock; network filesystems are refused.
+per process, shared by its threads under a lock; duly's processes take turns at writing
+through a ``flock`` (``_conn.WriterTurns``: woken as the holder lets go, where SQLite's busy
+handler sleeps); network filesystems are refused.
 """
 
 from __future__ import annotations

@@ -20,8 +20,15 @@ from typing import Any
 
 
 def _folder(db_path: str) -> str:
+    """The folder of the database's doorbell sockets (every entry in it is rung)."""
     digest = hashlib.sha1(os.path.abspath(db_path).encode(), usedforsecurity=False).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), f"duly-wake-{os.getuid()}", digest)
+
+
+def writer_lock_path(db_path: str) -> str:
+    """The file whose ``flock`` gives duly's processes their turns at writing the database
+    (``_conn.WriterTurns``): beside its doorbell folder, never in it."""
+    return _folder(db_path) + ".writer.lock"
 
 
 class Doorbell:
