@@ -8,7 +8,7 @@ from typing import Any
 
 from duly.core.errors import DuplicateKey, InvalidTransition
 from duly.core.model import EnqueueParams, EnqueueResult, KeyMode
-from duly.store.sqlite._conn import Cursor, SQLiteConnection, _caller_connection
+from duly.store.sqlite._conn import ROWS_PER_STATEMENT, Cursor, SQLiteConnection, _caller_connection
 from duly.store.sqlite._rows import SQLiteRows, _delay, _ts
 from duly.store.sqlite.wake import Doorbell
 
@@ -37,9 +37,15 @@ class SQLiteProducer(SQLiteConnection, SQLiteRows):
             expires, p.key, p.max_attempts, p.lease_seconds, p.trigger_id, now, now,
         )  # fmt: skip
 
-    def _insert_plain(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        """Insert keyless rows, many per statement (``_execute_rows``)."""
-        self._execute_rows(cur, "insert_plain", rows)
+    def _insert_plain(self, cur: Any, params: Sequence[EnqueueParams], now: int) -> None:
+        """Insert keyless jobs, many per statement (``_execute_rows``). Their rows are built
+        one statement's worth at a time: built all at once, 100,000 of them stayed alive
+        together and the garbage collector walked them again and again (its youngest
+        generation runs every 700 objects that outlive their creation): a sixth of a bulk
+        enqueue's time."""
+        for start in range(0, len(params), ROWS_PER_STATEMENT):
+            rows = [self._row_params(p, now) for p in params[start : start + ROWS_PER_STATEMENT]]
+            self._execute_rows(cur, "insert_plain", rows)
 
     def _enqueue_on(self, cur: Any, p: EnqueueParams, now: int) -> EnqueueResult:
         params = self._row_params(p, now)
@@ -78,7 +84,7 @@ class SQLiteProducer(SQLiteConnection, SQLiteRows):
 
         def run(cur: Any) -> list[int]:
             if not any(p.key for p in params):
-                self._insert_plain(cur, [self._row_params(p, now) for p in params])
+                self._insert_plain(cur, params, now)
                 # One transaction under the write lock, AUTOINCREMENT ids: consecutive.
                 last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
                 return list(range(last - len(params) + 1, last + 1))
