@@ -50,7 +50,7 @@ CANCEL_WAIT_SECONDS = 0.25
 OVERLAP_SWITCH_INTERVAL = 0.0005
 #: The youngest generation's threshold ``run()`` gives the garbage collector (see
 #: ``WorkerConfig.gc_threshold``); Python's is 700.
-GC_THRESHOLD = 50_000
+GC_THRESHOLD = 10_000
 
 
 class AppLike(Protocol):
