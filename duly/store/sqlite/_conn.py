@@ -333,8 +333,10 @@ class SQLiteConnection:
                         param += 1
                     select.append(f"{item} AS column{position}")
                 values = "(" + (", ".join(inner) or "NULL") + ")"
+                # duly's own statement (queries.sql) around placeholders and column names; every
+                # value is a bound parameter
                 sql = (
-                    f"{text[:head]}SELECT {', '.join(select)} FROM (VALUES {','.join([values] * n)}) AS v"
+                    f"{text[:head]}SELECT {', '.join(select)} FROM (VALUES {','.join([values] * n)}) AS v"  # nosec B608
                     + text[end:]
                 )
             self._rows_sql[key] = sql
