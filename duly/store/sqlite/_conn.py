@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from itertools import chain
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -124,9 +124,10 @@ class WriterTurns:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     @classmethod
-    def for_database(cls, db_path: str) -> WriterTurns | None:
+    def for_database(cls, db_path: str) -> AbstractContextManager[None]:
+        """The turns of ``db_path``; a context that does nothing where there are none."""
         if db_path == ":memory:" or fcntl is None:
-            return None
+            return nullcontext()
         from duly.store.sqlite.wake import writer_lock_path
 
         path = writer_lock_path(db_path)
@@ -134,14 +135,12 @@ class WriterTurns:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             return cls(path)
         except OSError:  # no usable temporary folder: SQLite's lock alone, as before
-            return None
+            return nullcontext()
 
-    def acquire(self) -> None:
-        assert fcntl is not None
+    def __enter__(self) -> None:  # (writes never nest: SQLite starts no transaction within another)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
-    def release(self) -> None:
-        assert fcntl is not None
+    def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
@@ -180,22 +179,8 @@ class _Shared:
             raise ConfigurationError(f"could not switch {path!r} to WAL mode (got {mode})")
         c.execute(f"PRAGMA synchronous={sync}")
         c.execute(f"PRAGMA busy_timeout={busy}")
+        #: This process's turn to write among duly's processes on this file, taken under ``lock``.
         self.turns = WriterTurns.for_database(path)
-
-    @contextmanager
-    def turn(self) -> Iterator[None]:
-        """This process's turn to write, among duly's processes on this file (see
-        ``WriterTurns``); the caller holds ``lock`` (and writes never nest: SQLite starts
-        no transaction within another)."""
-        turns = self.turns
-        if turns is None:
-            yield
-            return
-        turns.acquire()
-        try:
-            yield
-        finally:
-            turns.release()
 
     @classmethod
     def get(cls, path: str, opts: dict[str, str]) -> _Shared:
@@ -216,7 +201,7 @@ class _Shared:
                 if key:
                     del self._registry[key]
                 self.conn.close()
-                if self.turns is not None:
+                if isinstance(self.turns, WriterTurns):
                     self.turns.close()
 
 
@@ -235,7 +220,7 @@ class SQLiteConnection:
     @contextmanager
     def _write(self) -> Iterator[Cursor]:
         """A short ``BEGIN IMMEDIATE`` transaction, retried a bounded number of times on BUSY."""
-        with self._shared.lock, self._shared.turn():
+        with self._shared.lock, self._shared.turns:
             cur: Cursor = Cursor(self._conn.cursor())
             for attempt in range(BUSY_RETRIES):
                 try:
