@@ -50,9 +50,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Enqueue:
-    """One job to enqueue in bulk (``app.enqueue_many``); build it with ``task.spec(...)``."""
+    """One job to enqueue in bulk (``app.enqueue_many``); build it with ``task.spec(...)``.
+    ``kwargs`` None is taken for none (``{}``)."""
 
     task: str
     args: Sequence[Any] = ()
@@ -66,6 +67,38 @@ class Enqueue:
     max_attempts: int | None = None
     key: str | None = None
     mode: KeyMode | str = KeyMode.NEW
+
+    def __init__(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | str | None = None,
+        run_in: Duration | None = None,
+        expires_at: datetime | str | None = None,
+        expires_in: Duration | None = None,
+        max_attempts: int | None = None,
+        key: str | None = None,
+        mode: KeyMode | str = KeyMode.NEW,
+    ) -> None:
+        # Written straight into the instance's dict: a frozen dataclass's own __init__ sets
+        # each field through object.__setattr__, 2.7 µs an item against 0.7 (a bulk enqueue
+        # of 100,000 built items spent more building them than SQLite spent storing them).
+        d = self.__dict__
+        d["task"] = task
+        d["args"] = args
+        d["kwargs"] = {} if kwargs is None else kwargs
+        d["queue"] = queue
+        d["priority"] = priority
+        d["run_at"] = run_at
+        d["run_in"] = run_in
+        d["expires_at"] = expires_at
+        d["expires_in"] = expires_in
+        d["max_attempts"] = max_attempts
+        d["key"] = key
+        d["mode"] = mode
 
 
 class Task(Generic[P, R]):

@@ -325,6 +325,34 @@ def test_bulk_enqueue_with_keys(app: duly.App) -> None:
     assert len(app.jobs()) == 3  # all or none
 
 
+def test_enqueue_items_are_frozen_values_whose_constructor_takes_every_field() -> None:
+    # Enqueue writes its fields itself (faster than a frozen dataclass's own __init__): each
+    # field must be a parameter of that name and default, and the item must stay immutable.
+    import dataclasses
+    import inspect
+
+    params = inspect.signature(duly.Enqueue).parameters
+    fields = dataclasses.fields(duly.Enqueue)
+    assert list(params) == [f.name for f in fields]
+    for f in fields:
+        if f.name == "kwargs":
+            assert params[f.name].default is None and duly.Enqueue("t").kwargs == {}
+        elif f.default is dataclasses.MISSING:
+            assert params[f.name].default is inspect.Parameter.empty
+        else:
+            assert params[f.name].default == f.default, f.name
+    values = dict(task="t", args=(1,), kwargs={"a": 2}, queue="q", priority=3, run_at="2030-01-01T00:00:00Z",
+                  run_in=None, expires_at=None, expires_in=60, max_attempts=4, key="k", mode="ignore")  # fmt: skip
+    item = duly.Enqueue(**values)
+    assert {f.name: getattr(item, f.name) for f in fields} == values
+    assert item == duly.Enqueue(*values.values()) and item != duly.Enqueue("t")
+    assert duly.Enqueue("t").kwargs is not duly.Enqueue("t").kwargs  # never one shared dict
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.queue = "other"  # type: ignore[misc]
+    assert dataclasses.replace(item, queue="r").queue == "r" and item.queue == "q"
+    assert "queue='q'" in repr(item)
+
+
 def test_task_enqueue_many(app: duly.App) -> None:
     @app.task(queue="bulkq")
     def add(a: int, b: int) -> int:
