@@ -40,13 +40,14 @@ SERVES = {
 }  # fmt: skip
 
 
-def best_python(installs: list[str]) -> str:
-    """$BENCH_PYTHON; else, when oban-py is wanted (it needs 3.12), a CPython 3.12 if one is
-    found; else the interpreter running now (so `--only duly` runs on the project's Python)."""
+def best_python() -> str:
+    """$BENCH_PYTHON; else a CPython 3.12 if one is found (oban-py needs it, and the figures
+    in docs/benchmarks.md were taken on it); else the interpreter running now. Never chosen
+    by the systems a run asks for: bench/.env is made once and kept, and a 3.11 env made by a
+    `--only duly` run ran duly's no-op jobs at 25 ms a thousand against 10 on 3.12 (eager
+    tasks), so later figures would have depended on which run came first."""
     if os.environ.get("BENCH_PYTHON"):
         return os.environ["BENCH_PYTHON"]
-    if "oban" not in installs:
-        return sys.executable
     candidates = [shutil.which("python3.12") or ""]
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")), reverse=True)
     for cand in candidates:
@@ -71,7 +72,7 @@ def load_status() -> dict[str, dict[str, str | bool]]:
 def ensure(installs: list[str], reinstall: bool = False) -> dict[str, dict[str, str | bool]]:
     """Create bench/.env if needed and install each of ``installs`` not installed yet."""
     if not os.path.exists(PY):
-        py = best_python(installs)
+        py = best_python()
         print(f"bench: creating {ENV} with {py}", file=sys.stderr, flush=True)
         subprocess.run([py, "-m", "venv", ENV], check=True)
         subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-U", "pip"], check=False)
