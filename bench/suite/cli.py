@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if workloads == ["profile"]:
         from suite.profile import profile
 
-        profile(size)
+        profile(size, write_doc=not args.no_doc)
         return 0
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     figures: list[Figure] = []
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if w == "profile":
             from suite.profile import profile
 
-            profile(size)
+            profile(size, write_doc=not args.no_doc)
             continue
         todo = []
         for name in [p for p in WHO[w] if p in only]:

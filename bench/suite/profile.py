@@ -81,7 +81,7 @@ def _group(frames: list[str]) -> str:
     return "other (interpreter start-up, imports, ...)"
 
 
-def profile(size: Size) -> str:
+def profile(size: Size, write_doc: bool = True) -> str:
     n = {"tiny": 2_000, "small": 50_000, "full": 100_000}[size.name]
     peer = Duly()
     peer.setup()
@@ -107,8 +107,9 @@ def profile(size: Size) -> str:
     with open(os.path.join(RESULTS, f"profile-{size.name}.txt"), "w") as f:
         f.write(summary + "\n")
     print(summary)
-    _write_doc(summary, size.name)
-    log(f"bench: profile in bench/results/profile-{size.name}.txt and docs/benchmarks.md")
+    if write_doc:
+        _write_doc(summary, size.name)
+    log(f"bench: profile in bench/results/profile-{size.name}.txt" + (" and docs/benchmarks.md" if write_doc else ""))
     return summary
 
 
